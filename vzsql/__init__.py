@@ -1,0 +1,35 @@
+"""vzsql: virtual Zarr chunk manifests as Arrow tables, every operation SQL run by DuckDB."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from vzsql.errors import (
+    ChunkReadError,
+    CorruptSourceError,
+    ManifestFormatError,
+    SourceError,
+    UnsupportedFilterError,
+    UnsupportedFormatError,
+    UnsupportedLayoutError,
+    VzsqlError,
+)
+from vzsql.manifest import Manifest, open_manifest
+from vzsql.scan import scan
+from vzsql.tables import Tables
+
+__all__ = [
+    "ChunkReadError",
+    "CorruptSourceError",
+    "Manifest",
+    "ManifestFormatError",
+    "SourceError",
+    "Tables",
+    "UnsupportedFilterError",
+    "UnsupportedFormatError",
+    "UnsupportedLayoutError",
+    "VzsqlError",
+    "__version__",
+    "open_manifest",
+    "scan",
+]

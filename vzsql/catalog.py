@@ -1,0 +1,51 @@
+"""A DuckDB connection with the manifest tables registered as views over Arrow (zero copy).
+
+User SQL runs on a locked-down connection: no file access, no extension loading, so a
+query cannot write files or reach the network unless the caller asks for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from vzsql.errors import QueryError
+from vzsql.queries import load_query
+from vzsql.tables import TABLE_NAMES, Tables
+
+_SAFE_CONFIG = {
+    "enable_external_access": False,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+}
+
+
+def connect(tables: Tables, *, allow_external_access: bool = False) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection with ``tables`` registered under their names."""
+    config: dict[str, Any] = {} if allow_external_access else dict(_SAFE_CONFIG)
+    con = duckdb.connect(config=config)
+    for name in TABLE_NAMES:
+        con.register(name, getattr(tables, name))
+    if not allow_external_access:
+        con.execute("SET lock_configuration = true")
+    return con
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+    """Execute ``sql`` with bound ``params`` and return the result as an Arrow table."""
+    try:
+        return con.execute(sql, params or {}).to_arrow_table()
+    except duckdb.Error as e:
+        raise QueryError(f"query failed: {e}") from e
+
+
+def run_named(
+    con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
+) -> pa.Table:
+    """Execute the query file ``queries/<name>.sql`` with bound ``params``."""
+    try:
+        return con.execute(load_query(name), params or {}).to_arrow_table()
+    except duckdb.Error as e:
+        raise QueryError(f"query {name!r} failed: {e}") from e

@@ -1,0 +1,94 @@
+"""Typed errors: every failure vzsql reports names the file, array and chunk involved.
+
+Library exceptions (h5py, eccodes, DuckDB, obstore) are caught at the layer that knows the
+context and re-raised as one of these with ``raise ... from e``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class VzsqlError(Exception):
+    """Base of all vzsql errors. ``source``, ``array`` and ``chunk`` say where it happened."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        array: str | None = None,
+        chunk: Sequence[int] | None = None,
+    ) -> None:
+        self.source = source
+        self.array = array
+        self.chunk = tuple(chunk) if chunk is not None else None
+        where = []
+        if source is not None:
+            where.append(f"file {source!r}")
+        if array is not None:
+            where.append(f"array {array!r}")
+        if chunk is not None:
+            where.append(f"chunk {list(self.chunk or ())}")
+        self.detail = message
+        super().__init__(f"{message} ({', '.join(where)})" if where else message)
+
+
+class SourceError(VzsqlError):
+    """A source file cannot be opened, is missing, truncated or not of the expected format."""
+
+
+class CorruptSourceError(SourceError):
+    """A source file is damaged: truncated, bit-flipped, or structurally invalid."""
+
+
+class UnsupportedFormatError(SourceError):
+    """No scanner recognises the file (a foreign format)."""
+
+
+class UnsupportedFilterError(VzsqlError):
+    """An HDF5 filter has no Zarr v3 codec vzsql can express; ``filter_id`` names it."""
+
+    def __init__(self, message: str, *, filter_id: int, **where: object) -> None:
+        self.filter_id = filter_id
+        super().__init__(message, **where)  # type: ignore[arg-type]
+
+
+class UnsupportedLayoutError(VzsqlError):
+    """A storage layout (e.g. HDF5 virtual datasets) that cannot be referenced chunk by chunk."""
+
+
+class ManifestFormatError(VzsqlError):
+    """A saved manifest or table does not match the manifest schema or format version."""
+
+
+class ChunkReadError(VzsqlError):
+    """Reading a referenced byte range failed (offset past end of file, missing object...)."""
+
+
+class StaleSourceError(VzsqlError):
+    """A source changed (size, mtime or etag) since it was scanned."""
+
+
+class InconsistentConcatError(VzsqlError):
+    """Pieces of a concatenation or merge disagree (dtype, codecs, units, overlapping coords...)."""
+
+
+class UnalignedSelectionError(VzsqlError):
+    """A subset does not fall on chunk boundaries and cannot be expressed by byte arithmetic."""
+
+
+class QueryError(VzsqlError):
+    """A user query or parameter was rejected by DuckDB."""
+
+
+class ExportError(VzsqlError):
+    """Writing an export failed; the destination was left as it was."""
+
+
+class CheckFailedError(VzsqlError):
+    """``check(strict=True)`` found problems; ``problems`` is the pyarrow table of them."""
+
+    def __init__(self, message: str, problems: object) -> None:
+        self.problems = problems
+        super().__init__(message)

@@ -1,0 +1,125 @@
+"""``Manifest``: the user-facing object, five Arrow tables with one DuckDB connection.
+
+A Manifest is immutable: operations return new manifests. ``sql()`` runs user queries on a
+locked-down connection; ``table()``/``to_polars()`` hand the tables out zero-copy.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from vzsql.catalog import connect
+from vzsql.errors import QueryError
+from vzsql.sql_dialect import quote_array_column
+from vzsql.tables import TABLE_NAMES, Tables
+
+if TYPE_CHECKING:
+    import polars as pl
+    import xarray as xr
+
+    from vzsql.store import ManifestStore
+
+
+class Manifest:
+    """A chunk manifest: ``sources``, ``arrays``, ``grid``, ``chunks`` and ``groups`` tables."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    # -- tables ---------------------------------------------------------------------------
+    @property
+    def tables(self) -> Tables:
+        return self._tables
+
+    def table(self, name: str) -> pa.Table:
+        """The table ``name`` as a ``pyarrow.Table``."""
+        if name not in TABLE_NAMES:
+            raise KeyError(f"no table {name!r}; tables are {', '.join(TABLE_NAMES)}")
+        return getattr(self._tables, name)  # type: ignore[no-any-return]
+
+    to_arrow = table
+
+    def to_polars(self, name: str) -> pl.DataFrame:
+        """The table ``name`` as a ``polars.DataFrame`` (zero copy where Arrow allows)."""
+        import polars as pl
+
+        return pl.from_arrow(self.table(name))  # type: ignore[return-value]
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The manifest's DuckDB connection (tables registered, file access disabled)."""
+        if self._con is None:
+            self._con = connect(self._tables)
+        return self._con
+
+    def sql(
+        self, query: str, params: dict[str, Any] | list[Any] | None = None
+    ) -> duckdb.DuckDBPyRelation:
+        """Run ``query`` over the manifest tables; parameters are bound (``$name`` or ``?``).
+
+        Returns a DuckDB relation: ``.show()``, ``.to_arrow_table()``, ``.pl()``, ``.df()``.
+        The column ``array`` may be written unquoted (see ``vzsql.sql_dialect``).
+        """
+        query = quote_array_column(query)
+        try:
+            if params:
+                return self.connection.sql(query, params=params)
+            return self.connection.sql(query)
+        except duckdb.Error as e:
+            raise QueryError(f"query failed: {e}") from e
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Write the manifest as a folder of Parquet files (see docs/manifest-format.md)."""
+        from vzsql.persist import save_tables
+
+        save_tables(self._tables, path, overwrite=overwrite)
+
+    # -- reading --------------------------------------------------------------------------
+    def to_store(self, **storage_options: Any) -> ManifestStore:
+        """A read-only zarr v3 ``Store`` serving the manifest (original bytes, range reads)."""
+        from vzsql.store import ManifestStore
+
+        return ManifestStore(self, **storage_options)
+
+    def to_xarray(self, **kwargs: Any) -> xr.Dataset:
+        """A lazy ``xarray.Dataset`` over the original bytes, CF-decoded like the originals."""
+        from vzsql.xarray_backend import open_manifest_dataset
+
+        return open_manifest_dataset(self, **kwargs)
+
+    # -- description ----------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Counts of sources, arrays, chunks and referenced bytes."""
+        row = self.connection.execute(
+            """
+            SELECT (SELECT count(*) FROM sources) AS sources,
+                   (SELECT count(*) FROM arrays) AS arrays,
+                   (SELECT count(*) FROM chunks) AS chunks,
+                   (SELECT count(*) FROM chunks WHERE data IS NOT NULL) AS inline_chunks,
+                   (SELECT coalesce(sum(length), 0) FROM chunks WHERE data IS NULL)
+                       AS referenced_bytes,
+                   (SELECT count(*) FROM groups) AS groups
+            """
+        ).fetchall()[0]
+        keys = ("sources", "arrays", "chunks", "inline_chunks", "referenced_bytes", "groups")
+        return dict(zip(keys, (int(v) for v in row), strict=True))
+
+    def __repr__(self) -> str:
+        i = self.info()
+        return (
+            f"<vzsql.Manifest: {i['sources']} sources, {i['arrays']} arrays, "
+            f"{i['chunks']} chunks ({i['inline_chunks']} inline), {i['referenced_bytes']} bytes>"
+        )
+
+
+def open_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Open a manifest saved with ``Manifest.save``."""
+    from vzsql.persist import load_tables
+
+    return Manifest(load_tables(path))
