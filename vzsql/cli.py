@@ -1,0 +1,147 @@
+"""The ``vzsql`` command line: scan, sql, info (and the commands of ``vzsql/cli_*.py``).
+
+Every command turns a ``VzsqlError`` into a one-line message and exit code 2, never a
+traceback; other exit codes are command-specific (``check`` exits 1 on problems).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from vzsql.errors import VzsqlError
+
+app = typer.Typer(
+    name="vzsql",
+    help="Virtual Zarr chunk manifests as tables: scan legacy files, query with SQL, publish.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(func: F) -> F:
+    """Turn ``VzsqlError`` into a message on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except VzsqlError as e:
+            typer.echo(f"vzsql: error: {e}", err=True)
+            raise typer.Exit(2) from e
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@reports_errors
+def scan(
+    paths: Annotated[list[str], typer.Argument(help="files, globs, file:// or s3:// URLs")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="manifest folder to write")],
+    concat_dim: Annotated[
+        str | None, typer.Option("--concat-dim", help="dimension to combine files along")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="parallel scanning threads")] = 8,
+    processes: Annotated[bool, typer.Option("--processes", help="scan in processes")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing output")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Scan files into a manifest folder."""
+    from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    import vzsql
+
+    pool: Executor = (
+        ProcessPoolExecutor(max_workers=workers) if processes else ThreadPoolExecutor(workers)
+    )
+    bar = None if quiet else tqdm(total=0, unit="file", desc="scanning", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    with pool:
+        m = vzsql.scan(paths, executor=pool, concat_dim=concat_dim, progress=progress)
+    if bar is not None:
+        bar.close()
+    m.save(output, overwrite=overwrite)
+    info = m.info()
+    typer.echo(
+        f"wrote {output}: {info['sources']} sources, {info['arrays']} arrays, "
+        f"{info['chunks']} chunks, {info['referenced_bytes']} referenced bytes"
+    )
+
+
+@app.command()
+@reports_errors
+def sql(
+    manifest: Annotated[Path, typer.Argument(help="manifest folder")],
+    query: Annotated[str, typer.Argument(help="SQL over sources, arrays, grid, chunks, groups")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table | csv | json | parquet")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="file to write (parquet needs it)")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="bound parameter NAME=VALUE")
+    ] = None,
+) -> None:
+    """Run SQL over a manifest and print (or export) the result."""
+    import vzsql
+    from vzsql.result_export import write_result
+
+    m = vzsql.open_manifest(manifest)
+    params: dict[str, Any] = {}
+    for item in param or []:
+        name, _, value = item.partition("=")
+        params[name] = value
+    rel = m.sql(query, params or None)
+    if fmt == "table":
+        rel.show(max_rows=200, max_width=200)
+        return
+    write_result(rel.to_arrow_table(), fmt, output)
+
+
+@app.command()
+@reports_errors
+def info(
+    manifest: Annotated[Path, typer.Argument(help="manifest folder")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Summarise a manifest: sources, arrays, chunks, bytes."""
+    import vzsql
+
+    m = vzsql.open_manifest(manifest)
+    summary = m.info()
+    arrays = m.sql(
+        'SELECT "array", dims, shape, chunk_shape, dtype FROM arrays ORDER BY "array"'
+    ).fetchall()
+    if as_json:
+        summary["arrays_detail"] = [
+            {"array": a, "dims": d, "shape": s, "chunk_shape": c, "dtype": t}
+            for a, d, s, c, t in arrays
+        ]
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    for key, value in summary.items():
+        typer.echo(f"{key:>17}: {value}")
+    for a, d, s, c, t in arrays:
+        typer.echo(f"  {a}: {t} dims={d} shape={s} chunks={c}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
