@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
@@ -25,10 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def reports_errors(func: F) -> F:
+def reports_errors[F: Callable[..., Any]](func: F) -> F:
     """Turn ``VzsqlError`` into a message on stderr and exit code 2."""
 
     @functools.wraps(func)
@@ -52,7 +49,9 @@ def scan(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="parallel scanning threads")] = 8,
     processes: Annotated[bool, typer.Option("--processes", help="scan in processes")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing output")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace an existing output")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Scan files into a manifest folder."""
@@ -143,5 +142,22 @@ def info(
         typer.echo(f"  {a}: {t} dims={d} shape={s} chunks={c}")
 
 
+# modules whose commands register on ``app`` when imported (one per area)
+COMMAND_MODULES = ("vzsql.cli_algebra", "vzsql.cli_publish")
+
+
+def load_commands() -> typer.Typer:
+    """Import every command module present, so their ``@app.command()``s register."""
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+    return app
+
+
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    load_commands()()

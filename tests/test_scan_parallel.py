@@ -1,0 +1,46 @@
+"""Scanning through any concurrent.futures.Executor gives the same manifest."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import pyarrow as pa
+import pytest
+
+from tests.fixtures_archive import monthly_archive  # noqa: F401
+from vzsql.scan import scan_files
+from vzsql.tables import Tables
+
+
+def _without_scan_time(t: Tables) -> dict[str, pa.Table]:
+    d = t.as_dict()
+    d["sources"] = d["sources"].drop_columns(["scanned_at"])
+    return d
+
+
+def test_threads_processes_and_dask_agree(monthly_archive):  # noqa: F811
+    uris = [p.as_uri() for p in monthly_archive]
+    seen: list[tuple[int, int]] = []
+    with ThreadPoolExecutor(2) as pool:
+        threads = scan_files(uris, executor=pool, progress=lambda d, n: seen.append((d, n)))
+    assert seen[-1] == (3, 3)
+    with ProcessPoolExecutor(2) as pool:
+        procs = scan_files(uris, executor=pool)
+    for a, b in zip(threads, procs, strict=True):
+        for name, table in _without_scan_time(a).items():
+            assert table.equals(_without_scan_time(b)[name]), name
+
+
+def test_dask_distributed_executor(monthly_archive):  # noqa: F811
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        parts = scan_files([p.as_uri() for p in monthly_archive], executor=client.get_executor())
+    assert [p.sources.column("uri")[0].as_py() for p in parts] == [
+        p.as_uri() for p in monthly_archive
+    ]
+    assert all(p.chunks.num_rows > 0 for p in parts)

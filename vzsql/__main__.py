@@ -1,0 +1,5 @@
+"""``python -m vzsql``: the command line."""
+
+from vzsql.cli import main
+
+main()
