@@ -45,8 +45,13 @@ def write_archive(folder: Path, months: int = 3) -> list[Path]:
             lon.units = "degrees_east"
             lon[:] = np.linspace(0, 350, 36)
             air = ds.createVariable(
-                "air", "i2", ("time", "lat", "lon"), zlib=True, shuffle=True,
-                chunksizes=(10, 18, 36), fill_value=np.int16(-32767),
+                "air",
+                "i2",
+                ("time", "lat", "lon"),
+                zlib=True,
+                shuffle=True,
+                chunksizes=(10, 18, 36),
+                fill_value=np.int16(-32767),
             )
             air.scale_factor = np.float32(0.01)
             air.add_offset = np.float32(273.15)
@@ -84,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print("3. SQL over the manifest: chunks and bytes per array")
     m.sql(
-        "SELECT array, count(*) AS n, sum(length) AS bytes FROM chunks GROUP BY array ORDER BY array"
+        "SELECT array, count(*) AS n, sum(length) AS bytes "
+        "FROM chunks GROUP BY array ORDER BY array"
     ).show()
     print("   the time grid: variable-length chunks (31 days of Jan in 10+10+10+1, ...)")
     m.sql(
@@ -94,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 
     saved = out / "archive.vzm"
     m.save(saved)
-    print(f"4. saved the manifest as Parquet in {saved}/: "
-          f"{sorted(p.name for p in saved.iterdir())}")
+    print(
+        f"4. saved the manifest as Parquet in {saved}/: {sorted(p.name for p in saved.iterdir())}"
+    )
 
     ds = xr.open_dataset(saved, engine="vzsql")
     expected = xr.open_mfdataset(paths, combine="by_coords")
