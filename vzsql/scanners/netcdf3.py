@@ -1,0 +1,247 @@
+"""netCDF classic files (CDF-1, CDF-2 64-bit offset, CDF-5 64-bit data) -> manifest tables.
+
+The header is parsed by ``netcdf3_header``; no netCDF library is involved. Data in these
+files is never compressed, so each variable maps to chunks by byte arithmetic:
+
+- a fixed-size variable is one chunk at ``begin`` of ``vsize`` bytes (without padding);
+- a record variable is one chunk per record at ``begin + i * recsize``, chunk shape 1 along
+  the record dimension. ``recsize`` is the sum of the padded record sizes of all record
+  variables, except when there is exactly one record variable: then records are packed with
+  no padding (the special case of the format specification).
+
+Values are big-endian (``bytes`` codec with ``endian: big``); ``NC_CHAR`` arrays become
+``null_terminated_bytes`` of length 1 with the character dimension kept, which is what
+xarray's netCDF backends hand to CF decoding too. ``fill_value`` is the variable's
+``_FillValue`` if it has one, else netCDF-C's default fill for the type (what netCDF-C writes
+for data never written).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from vzsql.errors import CorruptSourceError, SourceError
+from vzsql.scanners.netcdf3_header import (
+    DEFAULT_FILL,
+    STREAMING,
+    Attribute,
+    Header,
+    Variable,
+    read_header,
+)
+from vzsql.sources import SourceList, normalize_uri, open_source, stat_source
+from vzsql.tables import CHUNKS_SCHEMA, GRID_SCHEMA, Tables
+from vzsql.zarr_meta import dtype_to_text
+
+FORMAT = "netcdf3"
+
+
+def scan_netcdf3(uri: str, *, storage_options: dict[str, Any] | None = None) -> Tables:
+    """Manifest tables for one netCDF classic file: one chunk per fixed variable and per record."""
+    uri = normalize_uri(uri)
+    stat = stat_source(uri, storage_options)
+    try:
+        with open_source(uri, storage_options) as f:
+            header = read_header(f, uri, stat.size)
+    except OSError as e:
+        raise SourceError(f"cannot read netCDF3 header: {e}", source=uri) from e
+    sources = SourceList()
+    sid = sources.add(stat, FORMAT)
+    numrecs, recsize = record_layout(header, uri, stat.size)
+
+    array_rows: list[dict[str, Any]] = []
+    grids: list[dict[str, np.ndarray[Any, Any]]] = []
+    chunks: list[dict[str, Any]] = []
+    for var in header.variables:
+        shape = [numrecs if var.is_record and d == 0 else n for d, n in enumerate(var.shape)]
+        array_rows.append(_array_row(var, shape))
+        grids.append(_grid(var.name, shape, var.is_record))
+        chunks.append(_chunks(var, shape, recsize, sid, uri, stat.size))
+
+    gattrs, gdtypes = encode_attributes(header.attrs)
+    return Tables.from_mapping(
+        {
+            "sources": sources.table(),
+            "arrays": pa.Table.from_pylist(array_rows),
+            "grid": _concat_grid(grids),
+            "chunks": _concat_chunks(chunks),
+            "groups": pa.Table.from_pylist(
+                [{"group": "", "attrs": gattrs, "attr_dtypes": gdtypes}]
+            ),
+        }
+    )
+
+
+def record_layout(header: Header, uri: str, file_size: int) -> tuple[int, int]:
+    """``(numrecs, recsize)``; a streaming ``numrecs`` is computed from the file size."""
+    rec_vars = [v for v in header.variables if v.is_record]
+    if not rec_vars:
+        return (0 if header.numrecs == STREAMING else header.numrecs), 0
+    if len(rec_vars) == 1:
+        recsize = rec_vars[0].nbytes  # one record variable: records are not padded
+    else:
+        recsize = sum(v.nbytes + (-v.nbytes % 4) for v in rec_vars)
+    numrecs = header.numrecs
+    if numrecs == STREAMING:
+        first = min(v.begin for v in rec_vars)
+        numrecs = max(0, file_size - first) // recsize if recsize else 0
+    return numrecs, recsize
+
+
+def _array_row(var: Variable, shape: list[int]) -> dict[str, Any]:
+    dtype = var.dtype
+    attrs, attr_dtypes = encode_attributes(var.attrs)
+    fill = next((a.values for a in var.attrs if a.name == "_FillValue"), None)
+    fill_value = fill[0] if fill is not None and len(fill) else DEFAULT_FILL[var.nc_type]
+    bytes_codec: dict[str, Any] = {"name": "bytes"}
+    if dtype.itemsize > 1:
+        bytes_codec["configuration"] = {"endian": "big"}
+    return {
+        "array": var.name,
+        "dims": var.dims,
+        "shape": shape,
+        "chunk_shape": [1, *shape[1:]] if var.is_record else shape,
+        "dtype": dtype_to_text(dtype.newbyteorder("=")),
+        "fill_value": json.dumps(fill_json(fill_value, dtype)),
+        "codecs": json.dumps([bytes_codec]),
+        "attrs": attrs,
+        "attr_dtypes": attr_dtypes,
+    }
+
+
+def fill_json(value: Any, dtype: np.dtype[Any]) -> Any:
+    """A scalar as a Zarr v3 ``fill_value`` JSON value of ``dtype``."""
+    from zarr.core.dtype import get_data_type_from_native_dtype
+
+    zdtype = get_data_type_from_native_dtype(dtype.newbyteorder("="))
+    scalar = np.asarray(value).astype(dtype.newbyteorder("=")).reshape(())[()]
+    return zdtype.to_json_scalar(scalar, zarr_format=3)
+
+
+def _grid(name: str, shape: list[int], is_record: bool) -> dict[str, np.ndarray[Any, Any]]:
+    """Grid rows: one chunk per dimension, or one per record along the record dimension."""
+    dims, chunk, start, length = [], [], [], []
+    for d, n in enumerate(shape):
+        if is_record and d == 0:
+            idx = np.arange(n, dtype=np.int64)
+            dims.append(np.zeros(n, np.int16))
+            chunk.append(idx.astype(np.int32))
+            start.append(idx)
+            length.append(np.ones(n, np.int64))
+        else:
+            dims.append(np.array([d], np.int16))
+            chunk.append(np.zeros(1, np.int32))
+            start.append(np.zeros(1, np.int64))
+            length.append(np.array([n], np.int64))
+    if not dims:  # 0-d variable: no grid rows
+        return {"name": np.array(name), "dim": np.zeros(0, np.int16)}
+    return {
+        "name": np.array(name),
+        "dim": np.concatenate(dims),
+        "chunk": np.concatenate(chunk),
+        "start": np.concatenate(start),
+        "length": np.concatenate(length),
+    }
+
+
+def _concat_grid(parts: list[dict[str, np.ndarray[Any, Any]]]) -> pa.Table:
+    names, cols = [], {k: [] for k in ("dim", "chunk", "start", "length")}  # type: ignore[var-annotated]
+    for p in parts:
+        n = len(p["dim"])
+        if not n:
+            continue
+        names.append(np.full(n, str(p["name"]), dtype=object))
+        for k in cols:
+            cols[k].append(p[k])
+    if not names:
+        return GRID_SCHEMA.empty_table()
+    return pa.table(
+        {"array": pa.array(np.concatenate(names), pa.string())}
+        | {k: np.concatenate(v) for k, v in cols.items()},
+        schema=GRID_SCHEMA,
+    )
+
+
+def _chunks(
+    var: Variable, shape: list[int], recsize: int, sid: int, uri: str, file_size: int
+) -> dict[str, Any]:
+    """Chunk rows of one variable as numpy columns (offsets computed, not looped)."""
+    ndim = len(shape)
+    nbytes = var.nbytes
+    if var.is_record:
+        n = shape[0]
+        offsets = var.begin + np.arange(n, dtype=np.int64) * np.int64(recsize)
+        index = np.zeros((n, ndim), np.int32)
+        index[:, 0] = np.arange(n, dtype=np.int32)
+    else:
+        n = 1
+        offsets = np.array([var.begin], np.int64)
+        index = np.zeros((1, ndim), np.int32)
+    if n and int(offsets[-1]) + nbytes > file_size:
+        what = f"record {n - 1}" if var.is_record else "data"
+        raise CorruptSourceError(
+            f"netCDF3 file truncated: {what} ends at byte {int(offsets[-1]) + nbytes}, "
+            f"file has {file_size} bytes",
+            source=uri,
+            array=var.name,
+        )
+    return {"name": var.name, "ndim": ndim, "offset": offsets, "index": index, "nbytes": nbytes}
+
+
+def _concat_chunks(parts: list[dict[str, Any]]) -> pa.Table:
+    parts = [p for p in parts if len(p["offset"])]
+    if not parts:
+        return CHUNKS_SCHEMA.empty_table()
+    counts = np.array([len(p["offset"]) for p in parts], np.int64)
+    offsets = np.concatenate([p["offset"] for p in parts])
+    lengths = np.repeat(np.array([p["nbytes"] for p in parts], np.int64), counts)
+    flat_index = np.concatenate([p["index"].ravel() for p in parts])
+    list_sizes = np.repeat(np.array([p["ndim"] for p in parts], np.int64), counts)
+    list_offsets = np.concatenate([[0], np.cumsum(list_sizes)]).astype(np.int32)
+    names = np.repeat(np.array([p["name"] for p in parts], dtype=object), counts)
+    total = int(counts.sum())
+    return pa.table(
+        {
+            "array": pa.array(names, pa.string()),
+            "index": pa.ListArray.from_arrays(pa.array(list_offsets), pa.array(flat_index)),
+            "source_id": pa.array(np.zeros(total, np.int32)),
+            "offset": pa.array(offsets),
+            "length": pa.array(lengths),
+            "data": pa.nulls(total, pa.binary()),
+        },
+        schema=CHUNKS_SCHEMA,
+    )
+
+
+def encode_attributes(attrs: list[Attribute]) -> tuple[str, str]:
+    """``(attrs, attr_dtypes)`` JSON texts: char attributes as strings, numbers as stored.
+
+    A single value becomes a scalar, several a list. Non-finite floats are written as the
+    Zarr v3 spellings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``; ``attr_dtypes`` records the
+    numpy dtype of every numeric attribute so float32 stays float32 after the JSON round trip
+    (and ``|S1`` for a char variable's ``_FillValue``, which readers compare with bytes).
+    """
+    values: dict[str, Any] = {}
+    dtypes: dict[str, str] = {}
+    for a in attrs:
+        if a.values.dtype.kind == "S":
+            values[a.name] = a.values.tobytes().decode("utf-8", "replace").rstrip("\x00")
+            if a.name == "_FillValue":  # a char variable's fill is a byte, as netCDF4 gives it
+                dtypes[a.name] = "|S1"
+            continue
+        native = a.values.astype(a.values.dtype.newbyteorder("="))
+        items = [_json_number(v) for v in native.tolist()]
+        values[a.name] = items[0] if len(items) == 1 else items
+        dtypes[a.name] = native.dtype.str
+    return json.dumps(values), json.dumps(dtypes)
+
+
+def _json_number(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return v
