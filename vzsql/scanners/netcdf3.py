@@ -221,6 +221,9 @@ def _concat_chunks(parts: list[dict[str, Any]]) -> pa.Table:
 def encode_attributes(attrs: list[Attribute]) -> tuple[str, str]:
     """``(attrs, attr_dtypes)`` JSON texts: char attributes as strings, numbers as stored.
 
+    The same encoding as the HDF5 scanner's (``hdf5_attrs``, docs/manifest-format.md):
+    char data decoded as UTF-8 (latin-1 if it is not), trailing NULs dropped.
+
     A single value becomes a scalar, several a list. Non-finite floats are written as the
     Zarr v3 spellings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``; ``attr_dtypes`` records the
     numpy dtype of every numeric attribute so float32 stays float32 after the JSON round trip
@@ -230,7 +233,11 @@ def encode_attributes(attrs: list[Attribute]) -> tuple[str, str]:
     dtypes: dict[str, str] = {}
     for a in attrs:
         if a.values.dtype.kind == "S":
-            values[a.name] = a.values.tobytes().decode("utf-8", "replace").rstrip("\x00")
+            raw = a.values.tobytes().rstrip(b"\x00")
+            try:
+                values[a.name] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                values[a.name] = raw.decode("latin-1")
             if a.name == "_FillValue":  # a char variable's fill is a byte, as netCDF4 gives it
                 dtypes[a.name] = "|S1"
             continue
@@ -238,7 +245,7 @@ def encode_attributes(attrs: list[Attribute]) -> tuple[str, str]:
         items = [_json_number(v) for v in native.tolist()]
         values[a.name] = items[0] if len(items) == 1 else items
         dtypes[a.name] = native.dtype.str
-    return json.dumps(values), json.dumps(dtypes)
+    return json.dumps(values, ensure_ascii=False, allow_nan=False), json.dumps(dtypes)
 
 
 def _json_number(v: Any) -> Any:
