@@ -12,6 +12,9 @@ vzsql turns that into chunk rows pointing at the message's byte range.
   decoding turns ``time`` into datetimes and ``step`` into timedeltas just as for cfgrib).
 - Data variables: float32 (cfgrib's ``values_dtype``), fill value NaN, one chunk per field:
   1 along each leading (header) dimension, the full field along the grid dimensions.
+- A variable cfgrib drops from the dataset (its coordinates clash with an earlier
+  variable's; cfgrib only logs this) becomes a group ``paramId=N``, equal to cfgrib's
+  dataset with ``filter_by_keys={"paramId": N}``: nothing in the file is left out.
 - A file cfgrib cannot open as one dataset (several editions, level types, step types...)
   is split the way ``cfgrib.open_datasets`` explains it: cfgrib's ``DatasetBuildError``
   names a key and the ``filter_by_keys`` that separate the values; each becomes a group
@@ -31,7 +34,10 @@ import numpy as np
 
 from vzsql.errors import UnsupportedFormatError, UnsupportedLayoutError
 
-LOG = logging.getLogger("vzsql.grib")
+# cfgrib logs each variable it drops with a traceback; vzsql serves those as groups instead
+_CFGRIB_LOG = logging.getLogger("vzsql.grib.cfgrib")
+_CFGRIB_LOG.addHandler(logging.NullHandler())
+_CFGRIB_LOG.propagate = False
 GRIB_CODEC = "vzsql.grib"
 INLINE_CODECS = json.dumps([{"name": "bytes", "configuration": {"endian": "little"}}])
 
@@ -111,21 +117,35 @@ def _lay_out(index: Any, fbk: dict[str, Any], path: str) -> list[LaidOutGroup]:
     if not sub.field_ids_index:
         return []
     try:
-        ds = dataset.open_from_index(sub, errors="raise")
+        ds = dataset.open_from_index(sub, errors="warn", log=_CFGRIB_LOG)
     except dataset.DatasetBuildError as e:
-        if len(e.args) < 3:  # two variables disagree on a coordinate or attribute
+        if len(e.args) < 3:  # pragma: no cover - cfgrib raises these with errors="raise" only
             raise UnsupportedLayoutError(
-                f"cfgrib cannot lay these GRIB fields out as one dataset: {e}; "
-                f"select fields with filter_by_keys"
+                f"cfgrib cannot lay these GRIB fields out as one dataset: {e}"
             ) from e
         key = e.args[1]
         out: list[LaidOutGroup] = []
         for choice in e.args[2]:
             value = choice[key]
-            child = f"{key}={value}".replace("/", "_")
-            out.extend(_lay_out(index, {**fbk, key: value}, f"{path}/{child}".lstrip("/")))
+            out.extend(_lay_out(index, {**fbk, key: value}, _child(path, key, value)))
         return out
-    return [LaidOutGroup(path, fbk, ds)]
+    out = [LaidOutGroup(path, fbk, ds)]
+    # cfgrib drops (logs) a variable whose coordinates clash with an earlier one's; vzsql
+    # keeps the dataset as cfgrib builds it and serves each dropped parameter as a group
+    kept = {
+        v.attributes.get("GRIB_paramId")
+        for v in ds.variables.values()
+        if isinstance(v.data, dataset.OnDiskArray)
+    }
+    for param in sub["paramId"]:
+        if param not in kept:
+            out.extend(_lay_out(index, {**fbk, "paramId": param}, _child(path, "paramId", param)))
+    return out
+
+
+def _child(path: str, key: str, value: Any) -> str:
+    name = f"{key}={value}".replace("/", "_")
+    return f"{path}/{name}" if path else name
 
 
 def json_value(value: Any) -> Any:
