@@ -92,3 +92,7 @@ class CheckFailedError(VzsqlError):
     def __init__(self, message: str, problems: object) -> None:
         self.problems = problems
         super().__init__(message)
+
+
+class UnsupportedDtypeError(VzsqlError):
+    """A source data type with no Zarr v3 equivalent vzsql can reference (e.g. HDF5 compound)."""

@@ -1,0 +1,284 @@
+"""The HDF5 / netCDF-4 scanner: one file -> the five manifest tables.
+
+Walks the group tree with h5py, one ``arrays`` row per dataset (netCDF dimension-only
+datasets excepted), ``groups`` rows for every group, a ``grid`` built with numpy per array,
+and ``chunks`` from the dataset's storage layout (see ``hdf5_layout``). Filters become
+Zarr codecs (``hdf5_filters``), datatypes Zarr data types (``hdf5_types``), attributes
+JSON (``hdf5_attrs``), dimension scales dimension names (``hdf5_netcdf``).
+
+Local files are opened by path; remote ones through ``vzsql.sources.open_source``'s file
+object. Failures of h5py on damaged files become ``CorruptSourceError``; files that are not
+HDF5 at all ``UnsupportedFormatError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from vzsql.codecs.encode import codecs_json, encode_chunk
+from vzsql.errors import CorruptSourceError, UnsupportedFormatError, VzsqlError
+from vzsql.scanners import HDF5_SIGNATURE
+from vzsql.scanners import hdf5_layout as layout
+from vzsql.scanners.hdf5_attrs import attrs_json
+from vzsql.scanners.hdf5_filters import pipeline_codecs, pipeline_filters
+from vzsql.scanners.hdf5_netcdf import PhonyDims, is_dimension_only, scale_names
+from vzsql.scanners.hdf5_types import ArrayType, array_type
+from vzsql.sources import SourceList, local_path, normalize_uri, open_source, stat_source
+from vzsql.tables import ARRAYS_SCHEMA, CHUNKS_SCHEMA, GRID_SCHEMA, GROUPS_SCHEMA, Tables
+
+
+def scan_hdf5(uri: str, *, storage_options: dict[str, Any] | None = None) -> Tables:
+    """Scan one HDF5/netCDF-4 file into manifest tables (the file is source 0)."""
+    uri = normalize_uri(uri)
+    sources = SourceList()
+    source_id = sources.add(stat_source(uri, storage_options), "hdf5")
+    with _open_hdf5(uri, storage_options) as f:
+        scan = _Scan(uri, source_id, sources, storage_options)
+        try:
+            scan.walk(f, "")
+        except VzsqlError:
+            raise
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as e:
+            raise CorruptSourceError(
+                f"cannot read HDF5 structure: {type(e).__name__}: {e}",
+                source=uri,
+                array=scan.current,
+            ) from e
+    return scan.tables(sources)
+
+
+@contextlib.contextmanager
+def _open_hdf5(uri: str, storage_options: dict[str, Any] | None) -> Iterator[Any]:
+    import h5py
+
+    with open_source(uri, storage_options) as fobj:
+        head = fobj.read(4104)
+        if not any(head[p : p + 8] == HDF5_SIGNATURE for p in (0, 512, 1024, 2048, 4096)):
+            raise UnsupportedFormatError(
+                "not an HDF5/netCDF-4 file (no HDF5 signature)", source=uri
+            )
+        fobj.seek(0)
+        path = local_path(uri)
+        try:
+            f = h5py.File(path, "r") if path is not None else h5py.File(fobj, "r")
+        except (OSError, RuntimeError, ValueError) as e:
+            raise CorruptSourceError(f"HDF5 library cannot open the file: {e}", source=uri) from e
+        try:
+            yield f
+        finally:
+            f.close()
+
+
+class _Scan:
+    """Accumulates the rows of one file's tables while walking its groups."""
+
+    def __init__(
+        self, uri: str, source_id: int, sources: SourceList, storage_options: dict[str, Any] | None
+    ) -> None:
+        self.uri = uri
+        self.source_id = source_id
+        self.sources = sources
+        self.storage_options = storage_options
+        self.phony = PhonyDims()
+        self.current: str | None = None
+        self.arrays: list[dict[str, Any]] = []
+        self.groups: list[dict[str, Any]] = []
+        self.grid: list[dict[str, np.ndarray[Any, Any]]] = []
+        self.refs: list[tuple[str, layout.StoredChunks]] = []
+
+    # -- hierarchy ----------------------------------------------------------------------
+    def walk(self, group: Any, path: str) -> None:
+        import h5py
+
+        attrs, attr_dtypes = attrs_json(group.attrs)
+        self.groups.append({"group": path, "attrs": attrs, "attr_dtypes": attr_dtypes})
+        datasets, subgroups = [], []
+        for name in group:
+            link = group.get(name, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                continue  # soft/external links: objects listed elsewhere or in other files
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                subgroups.append(name)
+            elif isinstance(obj, h5py.Dataset) and not is_dimension_only(obj):
+                datasets.append(obj)
+        labels = [(tuple(int(s) for s in d.shape), scale_names(d)) for d in datasets]
+        for dset, dims in zip(datasets, self.phony.name_group(labels), strict=True):
+            self.add_array(dset, _join(path, dset.name.split("/")[-1]), dims)
+        for name in subgroups:
+            self.walk(group[name], _join(path, name))
+
+    # -- one dataset --------------------------------------------------------------------
+    def add_array(self, dset: Any, path: str, dims: list[str]) -> None:
+        from h5py import h5d
+
+        self.current = path
+        atype = array_type(dset.dtype, uri=self.uri, array=path)
+        dcpl = dset.id.get_create_plist()
+        shape = [int(s) for s in dset.shape]
+        codecs = [atype.serializer]
+        if not atype.vlen_string:
+            codecs += pipeline_codecs(pipeline_filters(dcpl), dset.dtype, uri=self.uri, array=path)
+        fill = _fill_value(dset, atype)
+        attrs, attr_dtypes = attrs_json(dset.attrs)
+        row: dict[str, Any] = {
+            "array": path,
+            "dims": dims,
+            "shape": shape,
+            "chunk_shape": None,
+            "dtype": atype.dtype_text,
+            "fill_value": atype.fill_value_json(fill),
+            "codecs": codecs_json(codecs),
+            "attrs": attrs,
+            "attr_dtypes": attr_dtypes,
+        }
+
+        def encode(values: np.ndarray[Any, Any]) -> bytes:
+            return encode_chunk(_to_native(values, atype), row)
+
+        kind = dcpl.get_layout()
+        if kind == h5d.VIRTUAL:
+            raise layout.virtual_error(self.uri, path)
+        if atype.vlen_string:
+            stored = layout.compact(dset, encode)  # vlen bytes live in the global heap: inline
+        elif kind == h5d.CHUNKED:
+            fill_native = fill if fill is not None else atype.native.type(0)
+            stored = layout.chunked(dset, self.source_id, fill_native, encode)
+        elif kind == h5d.COMPACT:
+            stored = layout.compact(dset, encode)
+        elif dcpl.get_external_count() > 0:
+            stored = layout.external(
+                dset,
+                dcpl,
+                uri=self.uri,
+                array=path,
+                sources=self.sources,
+                storage_options=self.storage_options,
+            )
+        else:
+            stored = layout.contiguous(dset, self.source_id, uri=self.uri, array=path)
+        row["chunk_shape"] = stored.chunk_shape
+        self.arrays.append(row)
+        self.grid.append(_grid(path, shape, stored.chunk_shape))
+        self.refs.append((path, stored))
+        self.current = None
+
+    # -- output -------------------------------------------------------------------------
+    def tables(self, sources: SourceList) -> Tables:
+        grid = (
+            pa.concat_tables([pa.table(g, schema=GRID_SCHEMA) for g in self.grid])
+            if self.grid
+            else GRID_SCHEMA.empty_table()
+        )
+        return Tables(
+            sources=sources.table(),
+            arrays=pa.Table.from_pylist(self.arrays, schema=ARRAYS_SCHEMA),
+            grid=grid,
+            chunks=_chunks_table(self.refs),
+            groups=pa.Table.from_pylist(self.groups, schema=GROUPS_SCHEMA),
+        )
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+def _fill_value(dset: Any, atype: ArrayType) -> Any:
+    """The dataset's HDF5 fill value as a native scalar (None for vlen strings without one)."""
+    if atype.vlen_string:
+        return None
+    value = dset.fillvalue
+    if atype.native.kind == "b":
+        return bool(value)
+    return (
+        np.asarray(value).astype(atype.native).reshape(()).item()
+        if atype.native.kind != "S"
+        else (np.asarray(value).astype(atype.native).reshape(())[()])
+    )
+
+
+def _to_native(values: np.ndarray[Any, Any], atype: ArrayType) -> np.ndarray[Any, Any]:
+    """Values read by h5py in the dtype the codec pipeline expects."""
+    if atype.vlen_string:
+        flat = [
+            v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else v
+            for v in values.reshape(-1)
+        ]
+        return np.array(flat, dtype=object).reshape(values.shape)
+    return np.asarray(values).astype(atype.native, copy=False)
+
+
+def _grid(path: str, shape: list[int], chunk_shape: list[int]) -> dict[str, np.ndarray[Any, Any]]:
+    """Grid rows of one array: per dimension, chunk slots clipped to the extent."""
+    parts: dict[str, list[np.ndarray[Any, Any]]] = {
+        "dim": [],
+        "chunk": [],
+        "start": [],
+        "length": [],
+    }
+    for d, (n, c) in enumerate(zip(shape, chunk_shape, strict=True)):
+        count = math.ceil(n / c) if n else 0
+        starts = np.arange(count, dtype=np.int64) * c
+        parts["dim"].append(np.full(count, d, np.int16))
+        parts["chunk"].append(np.arange(count, dtype=np.int32))
+        parts["start"].append(starts)
+        parts["length"].append(np.minimum(starts + c, n) - starts)
+    cols = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in parts.items()}
+    return {
+        "array": np.full(len(cols["dim"]), path, dtype=object),
+        "dim": cols["dim"].astype(np.int16),
+        "chunk": cols["chunk"].astype(np.int32),
+        "start": cols["start"].astype(np.int64),
+        "length": cols["length"].astype(np.int64),
+    }
+
+
+def _index_column(index: np.ndarray[Any, Any]) -> pa.Array:
+    n, ndim = index.shape
+    flat = pa.array(index.reshape(-1).astype(np.int32), type=pa.int32())
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * ndim, type=pa.int32())
+    return pa.ListArray.from_arrays(offsets, flat, type=pa.list_(pa.int32()))
+
+
+def _chunks_table(refs: list[tuple[str, layout.StoredChunks]]) -> pa.Table:
+    pieces = []
+    for path, s in refs:
+        n = len(s.offset)
+        if n:
+            pieces.append(
+                pa.table(
+                    {
+                        "array": pa.array(np.full(n, path, dtype=object), pa.string()),
+                        "index": _index_column(s.index),
+                        "source_id": pa.array(s.source_id, pa.int32()),
+                        "offset": pa.array(s.offset, pa.int64()),
+                        "length": pa.array(s.length, pa.int64()),
+                        "data": pa.nulls(n, pa.binary()),
+                    },
+                    schema=CHUNKS_SCHEMA,
+                )
+            )
+        if s.inline_data:
+            m = len(s.inline_data)
+            ndim = len(s.chunk_shape)
+            index = np.asarray(s.inline_index, np.int64).reshape(m, ndim)
+            pieces.append(
+                pa.table(
+                    {
+                        "array": pa.array([path] * m, pa.string()),
+                        "index": _index_column(index),
+                        "source_id": pa.nulls(m, pa.int32()),
+                        "offset": pa.nulls(m, pa.int64()),
+                        "length": pa.array([len(b) for b in s.inline_data], pa.int64()),
+                        "data": pa.array(s.inline_data, pa.binary()),
+                    },
+                    schema=CHUNKS_SCHEMA,
+                )
+            )
+    return pa.concat_tables(pieces) if pieces else CHUNKS_SCHEMA.empty_table()

@@ -1,0 +1,86 @@
+"""netCDF-4 semantics on top of HDF5: dimension names and dimension-only datasets.
+
+- An axis with an attached dimension scale is named by the scale dataset's base name
+  (``DIMENSION_LIST`` -> scale -> name), as netCDF-4 and h5netcdf do.
+- Datasets whose ``NAME`` attribute starts with ``This is a netCDF dimension but not a
+  netCDF variable`` only carry a dimension's name and length: they are not arrays.
+- Axes without a scale (plain HDF5 files) get phony dimensions, named like h5netcdf's
+  ``phony_dims="sort"``: per group, each length needs as many ``phony_dim_N`` as the most
+  unlabeled axes of that length any one dataset has; ``N`` counts up through the file in
+  group order, and a dataset's unlabeled axes of one length take that group's phony
+  dimensions of that length in order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+NETCDF_DIM_ONLY = b"This is a netCDF dimension but not a netCDF variable"
+
+
+def _attr_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    try:
+        return bytes(value)
+    except (TypeError, ValueError):
+        return b""
+
+
+def is_dimension_only(dset: Any) -> bool:
+    """True for netCDF-4 datasets that only name a dimension (not a netCDF variable)."""
+    if "NAME" not in dset.attrs:
+        return False
+    try:
+        name = dset.attrs["NAME"]
+    except (OSError, TypeError, ValueError):
+        return False
+    return _attr_bytes(name).startswith(NETCDF_DIM_ONLY)
+
+
+def scale_names(dset: Any) -> list[str | None]:
+    """For each axis, the base name of its first attached dimension scale, else None."""
+    names: list[str | None] = [None] * dset.ndim
+    if "DIMENSION_LIST" not in dset.attrs:
+        return names
+    try:
+        for axis, dim in enumerate(dset.dims):
+            if len(dim):
+                names[axis] = dim[0].name.split("/")[-1]
+    except (OSError, RuntimeError, ValueError, KeyError):
+        return [None] * dset.ndim  # dangling references: treat as unlabeled
+    return names
+
+
+class PhonyDims:
+    """Assigns ``phony_dim_N`` names to unlabeled axes, group by group."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def name_group(
+        self, datasets: list[tuple[tuple[int, ...], list[str | None]]]
+    ) -> list[list[str]]:
+        """Dimension names for each ``(shape, scale_names)`` of one group's datasets, in order."""
+        needed: Counter[int] = Counter()
+        for shape, names in datasets:
+            unlabeled = Counter(size for size, n in zip(shape, names, strict=True) if n is None)
+            needed |= unlabeled
+        pool: dict[int, list[str]] = {}
+        for size, count in needed.items():
+            pool[size] = [f"phony_dim_{self._next + i}" for i in range(count)]
+            self._next += count
+        out = []
+        for shape, names in datasets:
+            used: Counter[int] = Counter()
+            dims = []
+            for size, n in zip(shape, names, strict=True):
+                if n is None:
+                    n = pool[size][used[size]]
+                    used[size] += 1
+                dims.append(n)
+            out.append(dims)
+        return out
