@@ -242,13 +242,14 @@ def encode_attributes(attrs: list[Attribute]) -> tuple[str, str]:
                 dtypes[a.name] = "|S1"
             continue
         native = a.values.astype(a.values.dtype.newbyteorder("="))
-        items = [_json_number(v) for v in native.tolist()]
+        items = [json_number(v) for v in native.tolist()]
         values[a.name] = items[0] if len(items) == 1 else items
         dtypes[a.name] = native.dtype.str
     return json.dumps(values, ensure_ascii=False, allow_nan=False), json.dumps(dtypes)
 
 
-def _json_number(v: Any) -> Any:
+def json_number(v: Any) -> Any:
+    """A JSON value for one number: non-finite floats as the Zarr v3 strings."""
     if isinstance(v, float) and not math.isfinite(v):
         return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
     return v
