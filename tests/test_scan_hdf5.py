@@ -16,6 +16,7 @@ from typing import Any
 
 import fixtures_hdf5 as fx
 import h5py
+import numpy as np
 import pyarrow.compute as pc
 import pytest
 
@@ -161,6 +162,8 @@ def test_dims_groups_and_attributes(scans: dict[str, Tables]) -> None:
     t = scans["write_nc_basic"]
     arrays = rows(t, "arrays")
     assert arrays["temp"]["dims"] == ["time", "lat", "lon"]
+    assert arrays["time"]["dims"] == ["time"]  # coordinate variables name their own axis
+    assert arrays["grp/depth"]["dims"] == ["depth"]
     assert arrays["names"]["dims"] == ["station", "strlen"]
     assert arrays["grp/salinity"]["dims"] == ["time", "depth", "lat"]
     assert "station" not in arrays and "strlen" not in arrays  # dimension-only datasets
@@ -279,3 +282,56 @@ def test_real_files_from_installed_packages(path: Path) -> None:
         assert path.name in str(e)
         return
     assert fx.assert_matches_h5py(t, path)
+
+
+XARRAY_CASES = [
+    ("write_nc_basic", None),
+    ("write_nc_basic", "grp"),
+    ("write_nc_basic", "grp/sub"),
+    ("write_nc_compression", None),
+    ("write_h5_filters", None),
+    ("write_h5_filter_mask", None),
+]
+
+
+@pytest.mark.parametrize(("writer", "group"), XARRAY_CASES)
+def test_to_xarray_equals_open_dataset(
+    writer: str, group: str | None, files: dict[str, Path]
+) -> None:
+    pytest.importorskip("vzsql.xarray_backend")
+    import xarray as xr
+
+    path = files[writer]
+    netcdf = writer.startswith("write_nc")
+    ours = vzsql.scan(path).to_xarray(group=group)
+    kwargs: dict[str, Any] = {} if netcdf else {"engine": "h5netcdf", "phony_dims": "sort"}
+    with xr.open_dataset(path, group=group, **kwargs) as ref:
+        assert set(ours.variables) == set(ref.variables)
+        for name, var in ref.variables.items():
+            got = ours[name]
+            assert got.dtype == var.dtype, name
+            if netcdf:
+                assert got.dims == var.dims, name
+            np.testing.assert_array_equal(got.values, var.values, err_msg=name)
+        if netcdf:
+            assert set(ours.attrs) == set(ref.attrs)
+
+
+def test_remote_file_scans_like_local(
+    request: pytest.FixtureRequest, files: dict[str, Path], scans: dict[str, Tables]
+) -> None:
+    try:
+        s3 = request.getfixturevalue("s3")
+    except pytest.FixtureLookupError:
+        pytest.skip("no local S3 server fixture")
+    path = files["write_nc_basic"]
+    uri = s3.upload(path)
+    remote = scan_hdf5(uri, storage_options=s3.storage_options)
+    src = remote.sources.to_pylist()[0]
+    assert src["uri"] == uri and src["format"] == "hdf5"
+    assert src["size"] == path.stat().st_size and src["etag"]
+    local = scans["write_nc_basic"]
+    for name in ("arrays", "grid"):
+        assert getattr(remote, name).equals(getattr(local, name))
+    cols = ["array", "index", "offset", "length", "data"]
+    assert remote.chunks.select(cols).equals(local.chunks.select(cols))

@@ -1,7 +1,8 @@
 """netCDF-4 semantics on top of HDF5: dimension names and dimension-only datasets.
 
 - An axis with an attached dimension scale is named by the scale dataset's base name
-  (``DIMENSION_LIST`` -> scale -> name), as netCDF-4 and h5netcdf do.
+  (``DIMENSION_LIST`` -> scale -> name), as netCDF-4 and h5netcdf do; a dimension scale
+  itself (a coordinate variable) names its first axis after itself.
 - Datasets whose ``NAME`` attribute starts with ``This is a netCDF dimension but not a
   netCDF variable`` only carry a dimension's name and length: they are not arrays.
 - Axes without a scale (plain HDF5 files) get phony dimensions, named like h5netcdf's
@@ -44,15 +45,24 @@ def is_dimension_only(dset: Any) -> bool:
 def scale_names(dset: Any) -> list[str | None]:
     """For each axis, the base name of its first attached dimension scale, else None."""
     names: list[str | None] = [None] * dset.ndim
-    if "DIMENSION_LIST" not in dset.attrs:
-        return names
-    try:
-        for axis, dim in enumerate(dset.dims):
-            if len(dim):
-                names[axis] = dim[0].name.split("/")[-1]
-    except (OSError, RuntimeError, ValueError, KeyError):
-        return [None] * dset.ndim  # dangling references: treat as unlabeled
+    if "DIMENSION_LIST" in dset.attrs:
+        try:
+            for axis, dim in enumerate(dset.dims):
+                if len(dim):
+                    names[axis] = dim[0].name.split("/")[-1]
+        except (OSError, RuntimeError, ValueError, KeyError):
+            names = [None] * dset.ndim  # dangling references: treat as unlabeled
+    if dset.ndim and names[0] is None and is_dimension_scale(dset):
+        names[0] = dset.name.split("/")[-1]  # a coordinate variable is its own dimension
     return names
+
+
+def is_dimension_scale(dset: Any) -> bool:
+    """True for datasets marked ``CLASS="DIMENSION_SCALE"`` (netCDF coordinate variables)."""
+    try:
+        return _attr_bytes(dset.attrs.get("CLASS", b"")) == b"DIMENSION_SCALE"
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 class PhonyDims:
