@@ -96,3 +96,7 @@ class CheckFailedError(VzsqlError):
 
 class UnsupportedDtypeError(VzsqlError):
     """A source data type with no Zarr v3 equivalent vzsql can reference (e.g. HDF5 compound)."""
+
+
+class ReadOnlyStoreError(VzsqlError, ValueError):
+    """A write to a read-only ``ManifestStore`` (a ``ValueError`` too, as zarr's stores raise)."""
