@@ -382,3 +382,14 @@ def test_variables_cfgrib_drops_are_kept_as_groups(tmp_path: Path) -> None:
             n_params.add(eccodes.codes_get(h, "paramId"))
             eccodes.codes_release(h)
     assert n_vars == len(n_params)
+
+
+def test_manifest_to_xarray_equals_cfgrib(tmp_path: Path) -> None:
+    """End to end: format sniffing, scan, the manifest store and codec through xarray."""
+    pytest.importorskip("vzsql.xarray_backend")
+    import vzsql
+
+    fields = grid_fields(numbers=[0, 1], steps=[0, 6], packing="grid_ccsds", missing_every=5)
+    path, _ = write_grib(tmp_path / "e2e.grib2", fields, before=b"junk", wmo=True)
+    ours = vzsql.scan(str(path)).to_xarray().load()
+    xr.testing.assert_identical(ours, open_cfgrib(path))
