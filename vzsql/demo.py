@@ -60,7 +60,8 @@ def write_archive(folder: Path, months: int = 3) -> list[Path]:
                 0, 3, (ndays, 18, 36)
             )
             values[0, 0, :5] = np.nan  # a few missing values
-            air[:] = np.ma.masked_invalid(values + 273.15)
+            kelvin = values + 273.15
+            air[:] = np.ma.masked_array(np.nan_to_num(kelvin, nan=273.15), mask=np.isnan(kelvin))
         paths.append(path)
         day0 += ndays
     return paths
