@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFilterError
+from vzsql.scanners.hdf5_filters import pipeline_codecs
 from vzsql.scanners.netcdf3 import fill_json, json_number
 from vzsql.sources import SourceList, SourceStat, normalize_uri, open_source, stat_source
 from vzsql.tables import ARRAYS_SCHEMA, CHUNKS_SCHEMA, GROUPS_SCHEMA, Tables
@@ -63,7 +64,7 @@ DAP_TYPES: dict[str, str] = {
     "Float64": "f8",
 }
 SKIPPED_TYPES = frozenset({"String", "Url", "Structure", "Sequence", "Opaque", "Enum"})
-# compressionType token -> HDF5 filter id (for errors) and the Zarr codec that undoes it
+# compressionType token -> HDF5 filter id; hdf5_filters maps ids to Zarr codecs
 FILTER_IDS = {"deflate": 1, "shuffle": 2, "fletcher32": 3, "szip": 4}
 
 
@@ -223,25 +224,20 @@ class _Scan:
     def _codecs(
         self, chunks_el: ET.Element, dtype: np.dtype[Any], array: str
     ) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+        """Bytes->bytes codecs for ``compressionType``, mapped as the HDF5 scanner maps filters."""
+        filters: list[tuple[int, tuple[int, ...]]] = []
         for token in (chunks_el.get("compressionType") or "").split():
-            if token == "deflate":
-                level = int(chunks_el.get("deflateLevel") or 6)
-                out.append({"name": "numcodecs.zlib", "configuration": {"level": level}})
-            elif token == "shuffle":
-                out.append(
-                    {"name": "numcodecs.shuffle", "configuration": {"elementsize": dtype.itemsize}}
-                )
-            elif token == "fletcher32":
-                out.append({"name": "numcodecs.fletcher32", "configuration": {}})
-            else:
+            if token not in FILTER_IDS:
                 raise UnsupportedFilterError(
                     f"DMR++ compressionType {token!r} has no Zarr codec in vzsql",
-                    filter_id=FILTER_IDS.get(token, -1),
+                    filter_id=-1,
                     source=self.uri,
                     array=array,
                 )
-        return out
+            level = chunks_el.get("deflateLevel")
+            params = (int(level),) if token == "deflate" and level and level.isdigit() else ()
+            filters.append((FILTER_IDS[token], params))
+        return pipeline_codecs(filters, dtype, uri=self.uri, array=array)
 
     def _chunks(self, chunks_el: ET.Element, array: str, chunk_shape: list[int]) -> pa.Table:
         elements = list(chunks_el.iterfind(f"{DMRPP}chunk"))
