@@ -14,6 +14,7 @@ from vzsql.errors import (
     UnsupportedLayoutError,
     VzsqlError,
 )
+from vzsql.importers.icechunk import from_icechunk
 from vzsql.manifest import Manifest, open_manifest
 from vzsql.scan import scan
 from vzsql.tables import Tables
@@ -30,6 +31,7 @@ __all__ = [
     "UnsupportedLayoutError",
     "VzsqlError",
     "__version__",
+    "from_icechunk",
     "open_manifest",
     "scan",
 ]

@@ -100,3 +100,11 @@ class UnsupportedDtypeError(VzsqlError):
 
 class ReadOnlyStoreError(VzsqlError, ValueError):
     """A write to a read-only ``ManifestStore`` (a ``ValueError`` too, as zarr's stores raise)."""
+
+
+class ConcurrentWriteError(ExportError):
+    """Another writer committed to the same Icechunk branch first; this write was not committed."""
+
+
+class DuplicateSourceError(ExportError):
+    """An append names source files the destination already references (data would repeat)."""

@@ -93,6 +93,28 @@ class Manifest:
 
         return open_manifest_dataset(self, **kwargs)
 
+    # -- publishing: Icechunk and native Zarr --------------------------------------------
+    def to_icechunk(self, target: Any, **kwargs: Any) -> str:
+        """Commit the manifest to an Icechunk repository (path, Storage or Repository).
+
+        Keywords: ``branch``, ``message``, ``tag``, ``append_dim``, ``overwrite``,
+        ``checksum``, ``storage_options``, ``retries`` (see
+        ``vzsql.writers.icechunk.to_icechunk``). Returns the snapshot id.
+        """
+        from vzsql.writers.icechunk import to_icechunk
+
+        return to_icechunk(self._tables, target, **kwargs)
+
+    def to_zarr(self, dest: Any, **kwargs: Any) -> None:
+        """Copy the referenced bytes into a native Zarr v3 store (directory or zarr Store).
+
+        Keywords: ``overwrite``, ``progress``, ``storage_options`` (see
+        ``vzsql.writers.zarr_copy.to_zarr``). Chunks keep their codecs: nothing is re-encoded.
+        """
+        from vzsql.writers.zarr_copy import to_zarr
+
+        to_zarr(self._tables, dest, **kwargs)
+
     # -- description ----------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """Counts of sources, arrays, chunks and referenced bytes."""

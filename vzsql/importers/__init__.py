@@ -1,0 +1,1 @@
+"""Importers: existing reference sets (kerchunk JSON/Parquet, Icechunk) -> manifest tables."""

@@ -1,0 +1,1 @@
+"""Writers: manifest tables -> published formats (kerchunk JSON/Parquet, Icechunk, Zarr copies)."""
