@@ -369,3 +369,26 @@ def test_zarr_store_suite_read_only_parts(archive) -> None:
     assert again == store and again.read_only
     assert _get(again, "le/c/0/0") == _get(store, "le/c/0/0") is not None
     assert store != ManifestStore(archive[0].tables(), endpoint="http://elsewhere")
+
+
+# -- S3 ------------------------------------------------------------------------------------
+
+
+def test_s3_sources_with_each_kind_of_options(s3, tmp_path: Path, monkeypatch) -> None:
+    data = np.arange(30, dtype=">f8").reshape(5, 6)
+    raw = RawArchive(tmp_path / "raw.bin")
+    raw.add("a", data, [2, 4], endian="big", compress=True, inline={(0, 0)})
+    uri = s3.upload(raw.path)
+    tables = raw.tables(uri=uri)
+    for options in (s3.storage_options, s3.obstore_options):
+        store = ManifestStore(tables, **options)
+        np.testing.assert_array_equal(zarr.open_array(store, path="a", mode="r")[...], data)
+        assert store.stats.requests == 5 and store.stats.reads < 5
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    store = ManifestStore(tables)  # endpoint and credentials from AWS_* variables
+    np.testing.assert_array_equal(zarr.open_array(store, path="a", mode="r")[2:, 1:], data[2:, 1:])
+    gone = ManifestStore(raw.tables(uri=s3.url("no/such/object.bin")))
+    with pytest.raises(ChunkReadError, match="not found") as info:
+        zarr.open_array(gone, path="a", mode="r")[...]
+    assert info.value.source == s3.url("no/such/object.bin") and info.value.array == "a"

@@ -127,7 +127,7 @@ def _split_by_array(chunks: pa.Table) -> dict[str, pa.Table]:
     if not chunks.num_rows:
         return {}
     t = chunks.sort_by("array")
-    enc = pc.dictionary_encode(t["array"]).combine_chunks()
+    enc = pc.dictionary_encode(t["array"].combine_chunks())
     codes = enc.indices.to_numpy(zero_copy_only=False)
     bounds = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [len(codes)]])
     names = enc.dictionary.to_pylist()

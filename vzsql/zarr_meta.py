@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vzsql.tables import Tables
 
@@ -59,18 +60,21 @@ def grid_lengths(tables: Tables) -> dict[str, list[list[int]]]:
         [("array", "ascending"), ("dim", "ascending"), ("chunk", "ascending")]
     )
     out: dict[str, list[list[int]]] = {}
-    arrays = grid.column("array").to_pylist()
-    dims = grid.column("dim").to_numpy()
-    lengths = grid.column("length").to_numpy()
-    if not arrays:
+    if not grid.num_rows:
         return out
+    # array names as integer codes (Arrow, no per-row Python objects)
+    encoded = pc.dictionary_encode(grid.column("array").combine_chunks())
+    names = encoded.dictionary.to_pylist()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    dims = grid.column("dim").to_numpy().astype(np.int64)
+    lengths = grid.column("length").to_numpy()
     # split into runs of (array, dim); a loop over dimensions, not chunks
-    keys = np.array([hash(a) for a in arrays], dtype=np.int64) * 64 + dims
+    keys = codes * 65536 + dims
     bounds = np.flatnonzero(np.diff(keys)) + 1
     starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(arrays)]])
+    ends = np.concatenate([bounds, [len(keys)]])
     for s, e in zip(starts, ends, strict=True):
-        out.setdefault(arrays[s], []).append(lengths[s:e].tolist())
+        out.setdefault(names[codes[s]], []).append(lengths[s:e].tolist())
     return out
 
 
