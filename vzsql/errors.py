@@ -98,6 +98,10 @@ class UnsupportedDtypeError(VzsqlError):
     """A source data type with no Zarr v3 equivalent vzsql can reference (e.g. HDF5 compound)."""
 
 
+class ReferenceFormatError(VzsqlError):
+    """A kerchunk reference set is malformed, points outside its files, or cannot be imported."""
+
+
 class ReadOnlyStoreError(VzsqlError, ValueError):
     """A write to a read-only ``ManifestStore`` (a ``ValueError`` too, as zarr's stores raise)."""
 

@@ -115,6 +115,38 @@ class Manifest:
 
         to_zarr(self._tables, dest, **kwargs)
 
+    # -- publishing: kerchunk -------------------------------------------------------------
+    def to_kerchunk(
+        self,
+        path: str | os.PathLike[str],
+        format: str = "json",
+        *,
+        zarr_format: int = 2,
+        record_size: int = 100_000,
+        overwrite: bool = False,
+    ) -> None:
+        """Write kerchunk references: reference JSON v1 (``format="json"``) or the Parquet
+        layout fsspec reads lazily (``format="parquet"``, Zarr v2 metadata, ``record_size``
+        references per file). ``zarr_format=3`` writes ``zarr.json`` documents (JSON only).
+        Variable-length chunks and codecs without a numcodecs equivalent are an ``ExportError``.
+        """
+        from vzsql.errors import ExportError
+
+        if format == "json":
+            from vzsql.writers.kerchunk_json import write_kerchunk_json
+
+            write_kerchunk_json(self._tables, path, zarr_format=zarr_format, overwrite=overwrite)
+        elif format == "parquet":
+            if zarr_format != 2:
+                raise ExportError("kerchunk Parquet references hold Zarr v2 metadata only")
+            from vzsql.writers.kerchunk_parquet import write_kerchunk_parquet
+
+            write_kerchunk_parquet(
+                self._tables, path, record_size=record_size, overwrite=overwrite
+            )
+        else:
+            raise ExportError(f"unknown kerchunk format {format!r} (json or parquet)")
+
     # -- description ----------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """Counts of sources, arrays, chunks and referenced bytes."""

@@ -1,0 +1,196 @@
+"""kerchunk reference JSON (spec version 1) from the manifest tables.
+
+``{"version": 1, "refs": {key: value}}`` with plain references (no templates): metadata
+documents as JSON text (Zarr v2 ``.zgroup``/``.zattrs``/``.zarray`` by default, ``zarr.json``
+with ``zarr_format=3``), chunk references as ``[url, offset, length]``, inline chunks as text
+when ASCII, else ``"base64:..."``.
+
+DuckDB builds every chunk's ``"key":value`` fragment (``queries/export/kerchunk_json_refs.sql``)
+and the fragments' Arrow string buffers are streamed straight into the file: no Python object
+per chunk. The file is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import duckdb
+import pyarrow as pa
+
+from vzsql.catalog import connect
+from vzsql.errors import ExportError, QueryError
+from vzsql.queries import load_query
+from vzsql.sources import local_path
+from vzsql.tables import Tables
+from vzsql.writers.zarr_v2_meta import v2_documents, v3_documents
+
+BATCH_ROWS = 1 << 18
+
+
+def reference_urls(tables: Tables) -> pa.Table:
+    """``source_id`` -> the URL written in references: local files as plain absolute paths.
+
+    fsspec's local filesystem does not percent-decode ``file://`` URLs, so local sources are
+    written as paths (as kerchunk and VirtualiZarr do); remote URLs are kept as they are.
+    """
+    ids = tables.sources.column("source_id")
+    urls = [local_path(u) or u for u in tables.sources.column("uri").to_pylist()]  # per file
+    return pa.table({"source_id": ids, "url": pa.array(urls, pa.string())})
+
+
+def metadata_documents(tables: Tables, zarr_format: int) -> dict[str, dict[str, Any]]:
+    """The metadata documents of the export (raises ``ExportError`` for what it cannot say)."""
+    if zarr_format == 2:
+        return v2_documents(tables)
+    if zarr_format == 3:
+        return v3_documents(tables)
+    raise ExportError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
+
+
+def export_connection(tables: Tables) -> Any:
+    """A locked-down connection with the manifest tables and ``ref_urls`` registered."""
+    con = connect(tables)
+    con.register("ref_urls", reference_urls(tables))
+    return con
+
+
+def query(con: Any, name: str, params: dict[str, Any]) -> pa.Table:
+    """Run ``queries/<name>.sql`` with bound ``params`` as an Arrow table."""
+    try:
+        table: pa.Table = con.sql(load_query(name), params=params).to_arrow_table()
+    except duckdb.Error as e:
+        raise QueryError(f"query {name!r} failed: {e}") from e
+    return table
+
+
+def check_resolvable(con: Any, dest: str) -> None:
+    """Raise ``ExportError`` naming the first chunk that is neither a reference nor inline."""
+    bad = query(con, "export/unresolved_chunks", {"limit": 1}).to_pylist()
+    if bad:
+        row = bad[0]
+        raise ExportError(
+            f"chunk has no data and no valid reference (source_id {row['source_id']})",
+            source=dest,
+            array=row["array"],
+            chunk=row["index"],
+        )
+
+
+@contextmanager
+def staged_file(dest: Path, overwrite: bool) -> Iterator[IO[bytes]]:
+    """A temporary file beside ``dest``, renamed onto it when the block succeeds."""
+    if dest.exists() and not overwrite:
+        raise ExportError("destination exists (pass overwrite=True)", source=str(dest))
+    if dest.is_dir():
+        raise ExportError("destination is a directory", source=str(dest))
+    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        f = open(tmp, "wb")  # noqa: SIM115 - closed below, renamed on success
+    except OSError as e:
+        raise ExportError(f"cannot write: {e.strerror or e}", source=str(dest)) from e
+    try:
+        with f:
+            yield f
+        os.replace(tmp, dest)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise ExportError(f"cannot write: {e.strerror or e}", source=str(dest)) from e
+        raise
+
+
+@contextmanager
+def staged_dir(dest: Path, overwrite: bool, marker: str) -> Iterator[Path]:
+    """A temporary folder beside ``dest``, moved onto it when the block succeeds.
+
+    An existing ``dest`` is replaced only with ``overwrite`` and only if it holds ``marker``
+    (so a folder that is not a previous export is never deleted).
+    """
+    if dest.exists():
+        if not overwrite:
+            raise ExportError("destination exists (pass overwrite=True)", source=str(dest))
+        if not (dest / marker).is_file():
+            raise ExportError(
+                f"refusing to overwrite a path that is not a kerchunk Parquet store (no {marker})",
+                source=str(dest),
+            )
+    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as e:
+        raise ExportError(f"cannot write: {e.strerror or e}", source=str(dest)) from e
+    try:
+        yield tmp
+        if dest.exists():
+            old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
+            dest.rename(old)
+            tmp.rename(dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(dest)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise ExportError(f"cannot write: {e.strerror or e}", source=str(dest)) from e
+        raise
+
+
+def _write_string_column(f: IO[bytes], col: pa.Array) -> None:
+    """Write the concatenated values of a string column: its data buffer, zero copy."""
+    if col.type not in (pa.string(), pa.large_string()):
+        col = col.cast(pa.large_string())
+    if len(col) == 0:
+        return
+    if col.null_count:
+        raise ExportError("internal: a reference fragment is null")
+    offsets_buf, data_buf = col.buffers()[1], col.buffers()[2]
+    width = 8 if col.type == pa.large_string() else 4
+    offsets = memoryview(offsets_buf).cast("q" if width == 8 else "i")
+    start, end = offsets[col.offset], offsets[col.offset + len(col)]
+    if data_buf is not None and end > start:
+        f.write(memoryview(data_buf)[start:end])
+
+
+def write_kerchunk_json(
+    tables: Tables,
+    path: str | os.PathLike[str],
+    *,
+    zarr_format: int = 2,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``tables`` as a kerchunk reference JSON v1 file at ``path``; return the path."""
+    dest = Path(path)
+    docs = metadata_documents(tables, zarr_format)
+    con = export_connection(tables)
+    try:
+        check_resolvable(con, str(dest))
+        with staged_file(dest, overwrite) as f:
+            f.write(b'{"version":1,"refs":{')
+            meta = ",\n".join(
+                f"{json.dumps(k)}:{json.dumps(json.dumps(d, separators=(',', ':')))}"
+                for k, d in docs.items()
+            )
+            f.write(meta.encode())
+            try:
+                reader = con.sql(
+                    load_query("export/kerchunk_json_refs"), params={"v3": zarr_format == 3}
+                ).to_arrow_reader(BATCH_ROWS)
+                for batch in reader:
+                    _write_string_column(f, batch.column(0))
+            except Exception as e:
+                if isinstance(e, ExportError | OSError):
+                    raise
+                raise QueryError(f"building kerchunk references failed: {e}") from e
+            f.write(b"}}\n")
+    finally:
+        con.close()
+    return dest
