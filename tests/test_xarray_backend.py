@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,11 @@ def test_engine_opens_saved_manifest(tmp_path: Path) -> None:
         assert sub.attrs == {"kind": "inner"} and not sub.variables
     with xr.open_dataset(folder, engine="vzsql", chunks={}) as lazy:
         assert lazy["packed"].chunks == ((4, 4), (5,))
+        # a lazy dataset pickles (store and all) for dask workers
+        xr.testing.assert_identical(pickle.loads(pickle.dumps(lazy)).load(), expected)
         xr.testing.assert_identical(lazy.load(), expected)
+    with xr.open_dataset(vzsql.Manifest(raw.tables()), engine="vzsql") as from_object:
+        xr.testing.assert_identical(from_object, expected)
 
 
 # -- real netCDF4 files through vzsql.scan --------------------------------------------------
