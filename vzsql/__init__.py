@@ -16,6 +16,7 @@ from vzsql.errors import (
 )
 from vzsql.importers.icechunk import from_icechunk
 from vzsql.manifest import Manifest, open_manifest
+from vzsql.ops import combine, concat, merge
 from vzsql.scan import scan
 from vzsql.tables import Tables
 
@@ -31,6 +32,9 @@ __all__ = [
     "UnsupportedLayoutError",
     "VzsqlError",
     "__version__",
+    "combine",
+    "concat",
+    "merge",
     "from_icechunk",
     "open_manifest",
     "scan",

@@ -147,6 +147,52 @@ class Manifest:
         else:
             raise ExportError(f"unknown kerchunk format {format!r} (json or parquet)")
 
+    # -- algebra (vzsql.ops) ---------------------------------------------------------------
+    def isel(self, **indexers: slice) -> Manifest:
+        """Subset by position on chunk boundaries (``time=slice(0, 365)``); see ``vzsql.ops.subset``."""
+        from vzsql.ops.subset import isel
+
+        return isel(self, **indexers)
+
+    def sel(self, **indexers: Any) -> Manifest:
+        """Subset by coordinate labels (``time=slice("2020-01-01", "2020-12-31")``, inclusive)."""
+        from vzsql.ops.subset import sel
+
+        return sel(self, **indexers)
+
+    def check(self, *, strict: bool = False, **kwargs: Any) -> pa.Table:
+        """Consistency problems, one row each (kind, severity, array, chunk, source, detail).
+
+        ``strict=True`` raises ``CheckFailedError`` if any has severity ``error``.
+        """
+        from vzsql.ops.checks import check
+
+        return check(self, strict=strict, **kwargs)
+
+    def stats(self) -> dict[str, pa.Table]:
+        """Archive analytics: per array, per source, chunk sizes, coverage gaps (Arrow tables)."""
+        from vzsql.ops.stats import stats
+
+        return stats(self)
+
+    def replace(self, *, validate: bool = True, **tables: Any) -> Manifest:
+        """A manifest with some tables replaced (Arrow or polars), schema- and check()-validated."""
+        from vzsql.ops.edit import replace
+
+        return replace(self, validate=validate, **tables)
+
+    def rename_sources(self, old_prefix: str, new_prefix: str) -> Manifest:
+        """A manifest whose source URIs starting with ``old_prefix`` start with ``new_prefix``."""
+        from vzsql.ops.edit import rename_sources
+
+        return rename_sources(self, old_prefix, new_prefix)
+
+    def report(self, path: str | os.PathLike[str]) -> None:
+        """Write a self-contained HTML page describing the archive's layout (plots + numbers)."""
+        from vzsql.ops.report import write_report
+
+        write_report(self, path)
+
     # -- description ----------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """Counts of sources, arrays, chunks and referenced bytes."""

@@ -1,0 +1,47 @@
+"""Relational operations on manifests: concat, combine, merge, subset, checks, stats, edits.
+
+Every operation is SQL in the top-level ``queries/`` folder run by DuckDB over the manifest
+tables; the modules here only register tables, bind parameters and compose the queries.
+The functions below import their module on first use, so ``import vzsql`` stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vzsql.manifest import Manifest
+
+
+def concat(manifests: Sequence[Manifest], dim: str, **kwargs: Any) -> Manifest:
+    """Concatenate along ``dim`` (existing) or stack along a new ``dim``: ``vzsql.ops.concat``."""
+    from vzsql.ops.concat import concat as _concat
+
+    return _concat(manifests, dim, **kwargs)
+
+
+def combine(paths: Any, concat_dim: str | None = None, **kwargs: Any) -> Manifest:
+    """Scan and combine files by their coordinates: ``vzsql.ops.combine``."""
+    from vzsql.ops.combine import combine as _combine
+
+    return _combine(paths, concat_dim, **kwargs)
+
+
+def combine_parts(
+    manifests: list[Manifest], concat_dim: str | None = None, **kwargs: Any
+) -> Manifest:
+    """Combine already scanned pieces by their coordinates: ``vzsql.ops.combine``."""
+    from vzsql.ops.combine import combine_parts as _combine_parts
+
+    return _combine_parts(manifests, concat_dim, **kwargs)
+
+
+def merge(manifests: Sequence[Manifest]) -> Manifest:
+    """Merge manifests holding different variables on the same grid: ``vzsql.ops.merge``."""
+    from vzsql.ops.merge import merge as _merge
+
+    return _merge(manifests)
+
+
+__all__ = ["combine", "combine_parts", "concat", "merge"]

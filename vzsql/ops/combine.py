@@ -1,0 +1,117 @@
+"""``combine``: scan many files and put them together the way ``xarray.combine_by_coords`` does.
+
+Pieces holding the same variables are concatenated along the one dimension whose 1-D
+coordinate values differ between them (ordered by those values); groups of pieces holding
+different variables are then merged. ``vzsql.scan`` calls ``combine_parts`` whenever it is
+given several files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vzsql.errors import InconsistentConcatError
+from vzsql.ops.concat import concat, dimension_coordinate, piece_label
+from vzsql.ops.coords import read_array
+from vzsql.ops.merge import merge
+
+if TYPE_CHECKING:
+    from vzsql.manifest import Manifest
+
+
+def combine(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Sequence[Manifest],
+    concat_dim: str | None = None,
+    *,
+    allow_gaps: bool = False,
+    executor: Executor | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Manifest:
+    """Scan ``paths`` (files, globs, URLs) or take manifests, and combine them by coordinates."""
+    from vzsql.manifest import Manifest
+    from vzsql.scan import scan_files
+    from vzsql.sources import expand
+
+    if (
+        isinstance(paths, Sequence)
+        and not isinstance(paths, str)
+        and paths
+        and all(isinstance(p, Manifest) for p in paths)
+    ):
+        manifests = list(paths)  # type: ignore[arg-type]
+    else:
+        items = paths if isinstance(paths, str | os.PathLike) else list(paths)  # type: ignore[arg-type]
+        uris = expand(items, storage_options)  # type: ignore[arg-type]
+        manifests = [
+            Manifest(t)
+            for t in scan_files(uris, executor=executor, storage_options=storage_options)
+        ]
+    if len(manifests) == 1:
+        return manifests[0]  # type: ignore[return-value]
+    return combine_parts(manifests, concat_dim=concat_dim, allow_gaps=allow_gaps)  # type: ignore[arg-type]
+
+
+def data_variables(m: Manifest) -> frozenset[str]:
+    """Arrays that are not 1-D dimension coordinates."""
+    t = m.tables.arrays
+    return frozenset(
+        name
+        for name, dims in zip(t["array"].to_pylist(), t["dims"].to_pylist(), strict=True)
+        if not (dims is not None and len(dims) == 1 and name.split("/")[-1] == dims[0])
+    )
+
+
+def combine_parts(
+    manifests: list[Manifest], concat_dim: str | None = None, *, allow_gaps: bool = False
+) -> Manifest:
+    """Combine scanned pieces: concat within groups of equal variables, then merge groups."""
+    if not manifests:
+        raise InconsistentConcatError("nothing to combine: no manifests given")
+    groups: dict[frozenset[str], list[Manifest]] = {}
+    for m in manifests:
+        groups.setdefault(data_variables(m), []).append(m)
+    combined = []
+    for members in groups.values():
+        if len(members) == 1:
+            combined.append(members[0])
+            continue
+        dim = concat_dim if concat_dim is not None else infer_concat_dim(members)
+        combined.append(concat(members, dim, allow_gaps=allow_gaps))
+    return combined[0] if len(combined) == 1 else merge(combined)
+
+
+def infer_concat_dim(members: list[Manifest]) -> str:
+    """The one dimension whose coordinate values differ between ``members``."""
+    first = members[0].tables
+    dims = sorted({d for ds in first.arrays["dims"].to_pylist() for d in (ds or [])})
+    differing = []
+    for dim in dims:
+        coord = dimension_coordinate(first, dim)
+        if coord is None or any(dimension_coordinate(m.tables, dim) != coord for m in members):
+            continue
+        ref = read_array(first, coord)
+        for m in members[1:]:
+            other = read_array(m.tables, coord)
+            if other.shape != ref.shape or not np.array_equal(
+                other, ref, equal_nan=ref.dtype.kind == "f"
+            ):
+                differing.append(dim)
+                break
+    if len(differing) == 1:
+        return differing[0]
+    labels = ", ".join(piece_label(m.tables) for m in members[:3])
+    if not differing:
+        raise InconsistentConcatError(
+            f"cannot combine: {len(members)} files hold the same variables and identical "
+            f"coordinates (the same file given twice?): {labels}",
+            source=piece_label(members[1].tables),
+        )
+    raise InconsistentConcatError(
+        f"cannot combine: coordinates differ along several dimensions {differing}; "
+        f"give concat_dim ({labels})"
+    )

@@ -1,0 +1,471 @@
+"""``concat``: join manifests along an existing dimension, or stack them along a new one.
+
+Along an existing dimension the pieces are first put in the order of their coordinate
+values (not file names); duplicated or overlapping values, gaps and files given twice are
+errors. Then it is SQL (``queries/concat_*.sql``): a window over the pieces' extents gives
+each piece its chunk and element offset, grid rows and chunk indices are shifted by it, and
+sources are unioned and renumbered. Pieces must agree on dtype, codecs, fill value, dims
+and CF packing (``queries/checks/piece_disagreement.sql``); the one disagreement that is
+repaired instead of refused is time ``units`` of the coordinate (and its bounds), which are
+re-encoded to common units. The coordinate along the dimension becomes one inline array.
+Slots shorter than stored chunks (padded HDF5 edge chunks now in the middle) switch the
+array to the ``vzsql.padded_bytes`` codec, which trims each chunk to its slot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vzsql.codecs.padded import CODEC_NAME, padded_codecs
+from vzsql.errors import InconsistentConcatError
+from vzsql.ops.coords import (
+    array_row,
+    attrs_of,
+    inline_array,
+    is_time_units,
+    numeric_positions,
+    read_array,
+    reencode_times,
+)
+from vzsql.ops.relations import conform_all, query, stack_pieces, union_sources
+from vzsql.tables import Tables
+
+if TYPE_CHECKING:
+    from vzsql.manifest import Manifest
+
+# disagreements repaired by rebuilding an array from decoded values (coordinate, bounds)
+_REBUILT_KINDS = {"disagree_dtype", "disagree_codecs", "disagree_fill_value"}
+_MAX_LISTED = 8
+
+
+def piece_label(tables: Tables) -> str:
+    """A short name for a piece in messages: its first file, and how many more."""
+    uris = tables.sources["uri"].to_pylist()
+    if not uris:
+        return "(inline data)"
+    return uris[0] if len(uris) == 1 else f"{uris[0]} (+{len(uris) - 1} more files)"
+
+
+def codecs_key(codecs: str | None) -> str:
+    """Codec pipeline text for comparing pieces: levels and padding shapes do not matter."""
+    out = []
+    pipeline: list[dict[str, Any]] = json.loads(codecs) if codecs else [{"name": "bytes"}]
+    for c in pipeline:
+        name = "bytes" if c.get("name") == CODEC_NAME else c.get("name")
+        config = {
+            k: v
+            for k, v in (c.get("configuration") or {}).items()
+            if k not in ("level", "clevel", "chunk_shapes", "acceleration")
+        }
+        out.append({"name": name, "configuration": config})
+    return json.dumps(out, sort_keys=True)
+
+
+def describe_pieces(parts: Sequence[Tables]) -> dict[str, pa.Table]:
+    """The ``piece_*`` tables plus ``piece_labels`` and the comparison columns of arrays."""
+    pieces = stack_pieces(parts)
+    labels = [piece_label(p) for p in parts]
+    arrays = pieces["piece_arrays"]
+    piece_col = arrays["piece"].to_pylist()
+    arrays = arrays.append_column(
+        "codecs_key", pa.array([codecs_key(c) for c in arrays["codecs"].to_pylist()], pa.string())
+    )
+    arrays = arrays.append_column("label", pa.array([labels[p] for p in piece_col], pa.string()))
+    pieces["piece_arrays"] = arrays
+    pieces["piece_labels"] = pa.table(
+        {"piece": pa.array(range(len(parts)), pa.int32()), "label": pa.array(labels, pa.string())}
+    )
+    return pieces
+
+
+def check_pieces(parts: Sequence[Tables], dim: str | None) -> pa.Table:
+    """Disagreements between pieces (one row per array, piece and property); see the query."""
+    return query("checks/piece_disagreement", describe_pieces(parts), {"dim": dim})
+
+
+def raise_problems(problems: pa.Table, what: str) -> None:
+    """Raise ``InconsistentConcatError`` listing ``problems`` rows (if any)."""
+    if problems.num_rows == 0:
+        return
+    rows = problems.to_pylist()
+    lines = [f"{r['array']}: {r['detail']} [{r['source']}]" for r in rows[:_MAX_LISTED]]
+    more = f"\n  ... and {len(rows) - _MAX_LISTED} more" if len(rows) > _MAX_LISTED else ""
+    first = rows[0]
+    raise InconsistentConcatError(
+        f"cannot {what}: pieces disagree:\n  " + "\n  ".join(lines) + more,
+        source=first["source"],
+        array=first["array"],
+    )
+
+
+def concat(
+    manifests: Sequence[Manifest],
+    dim: str,
+    *,
+    order_by_coords: bool = True,
+    allow_gaps: bool = False,
+    coords: Sequence[Any] | None = None,
+) -> Manifest:
+    """Concatenate manifests along ``dim`` (existing dimension) or stack them (new ``dim``).
+
+    ``order_by_coords`` sorts pieces by their ``dim`` coordinate values; ``allow_gaps``
+    accepts jumps in those values. For a new dimension ``coords`` optionally gives its
+    coordinate values (one per piece, stored as an inline array).
+    """
+    from vzsql.manifest import Manifest
+
+    parts = [m.tables for m in manifests]
+    if not parts:
+        raise InconsistentConcatError("nothing to concatenate: no manifests given")
+    has_dim = [_has_dim(p, dim) for p in parts]
+    if any(has_dim) and not all(has_dim):
+        missing = [piece_label(p) for p, h in zip(parts, has_dim, strict=True) if not h]
+        raise InconsistentConcatError(
+            f"dimension {dim!r} is missing from {len(missing)} piece(s), e.g. {missing[0]}",
+            source=missing[0],
+        )
+    if not any(has_dim):
+        return Manifest(stack(parts, dim, coords=coords))
+    if len(parts) == 1:
+        return Manifest(parts[0])
+    return Manifest(
+        concat_existing(parts, dim, order_by_coords=order_by_coords, allow_gaps=allow_gaps)
+    )
+
+
+def _has_dim(tables: Tables, dim: str) -> bool:
+    return any(dim in (d or []) for d in tables.arrays["dims"].to_pylist())
+
+
+def dimension_coordinate(tables: Tables, dim: str) -> str | None:
+    """The 1-D coordinate array of ``dim`` (the array named like it), if there is one."""
+    for name, dims in zip(
+        tables.arrays["array"].to_pylist(), tables.arrays["dims"].to_pylist(), strict=True
+    ):
+        if name.split("/")[-1] == dim and list(dims or []) == [dim]:
+            return name  # type: ignore[no-any-return]
+    return None
+
+
+def _time_bounds(tables: Tables, coord: str) -> list[str]:
+    """Arrays holding bounds of ``coord`` (CF ``bounds`` / ``climatology``): same units."""
+    attrs = attrs_of(array_row(tables, coord))
+    names = set(tables.arrays["array"].to_pylist())
+    prefix = coord.rsplit("/", 1)[0] + "/" if "/" in coord else ""
+    out = []
+    for key in ("bounds", "climatology"):
+        target = attrs.get(key)
+        if isinstance(target, str) and prefix + target in names:
+            out.append(prefix + target)
+    return out
+
+
+def concat_existing(
+    parts: list[Tables], dim: str, *, order_by_coords: bool = True, allow_gaps: bool = False
+) -> Tables:
+    """Concatenate ``parts`` along their existing dimension ``dim`` (see the module doc)."""
+    refuse_same_file(describe_pieces(parts))
+    coord = dimension_coordinate(parts[0], dim)
+    if coord is not None and any(dimension_coordinate(p, dim) != coord for p in parts):
+        coord = None
+    rebuilt: dict[str, np.ndarray[Any, Any]] = {}
+    rebuilt_attrs: dict[str, dict[str, Any]] = {}
+    if coord is not None:
+        values, target_units, bounds = _coordinate_values(parts, coord)
+        if order_by_coords:
+            order = _order_pieces(parts, values, allow_gaps=allow_gaps, dim=dim)
+            parts = [parts[i] for i in order]
+            values = [values[i] for i in order]
+            bounds = {k: [v[i] for i in order] for k, v in bounds.items()}
+        rebuilt[coord] = np.concatenate(values)
+        attrs = attrs_of(array_row(parts[0], coord))
+        if target_units is not None:
+            attrs["units"] = target_units
+        rebuilt_attrs[coord] = attrs
+        for name, pieces_values in bounds.items():
+            axis = list(array_row(parts[0], name)["dims"]).index(dim)
+            rebuilt[name] = np.concatenate(pieces_values, axis=axis)
+            b_attrs = attrs_of(array_row(parts[0], name))
+            if "units" in b_attrs and target_units is not None:
+                b_attrs["units"] = target_units
+            rebuilt_attrs[name] = b_attrs
+    pieces = describe_pieces(parts)
+    problems = query("checks/piece_disagreement", pieces, {"dim": dim})
+    problems = _drop_repaired(problems, rebuilt, time_units_repaired=coord is not None)
+    raise_problems(problems, f"concatenate along {dim!r}")
+    sources, chunks = union_sources(pieces)
+    pieces["piece_chunks"] = chunks
+    offsets = query("concat_offsets", pieces, {"dim": dim})
+    inputs = {**pieces, "offsets": offsets}
+    out = {
+        "sources": sources,
+        "arrays": query("concat_arrays", inputs),
+        "grid": query("concat_grid", inputs),
+        "chunks": query("concat_chunks", inputs),
+        "groups": parts[0].groups,
+    }
+    tables = conform_all(out)
+    tables = apply_padding(tables, pieces)
+    for name, vals in rebuilt.items():
+        tables = inline_array(tables, name, vals, attrs=rebuilt_attrs[name])
+    return tables
+
+
+def refuse_same_file(pieces: dict[str, pa.Table]) -> None:
+    """Raise if one file is referenced by more than one piece (given twice)."""
+    same = query("concat_same_file", pieces)
+    if same.num_rows:
+        row = same.to_pylist()[0]
+        raise InconsistentConcatError(
+            f"the same file is given {row['n']} times: pieces {row['pieces']}", source=row["uri"]
+        )
+
+
+def _drop_repaired(
+    problems: pa.Table, rebuilt: dict[str, Any], *, time_units_repaired: bool
+) -> pa.Table:
+    """Problems minus those fixed by rebuilding arrays from decoded (and re-encoded) values."""
+    if problems.num_rows == 0 or not rebuilt:
+        return problems
+    in_rebuilt = pc.is_in(problems["array"], pa.array(list(rebuilt), pa.string()))
+    kinds = set(_REBUILT_KINDS) | ({"disagree_units"} if time_units_repaired else set())
+    repaired = pc.and_(in_rebuilt, pc.is_in(problems["kind"], pa.array(sorted(kinds))))
+    return problems.filter(pc.invert(repaired))
+
+
+def _coordinate_values(
+    parts: list[Tables], coord: str
+) -> tuple[list[np.ndarray[Any, Any]], str | None, dict[str, list[np.ndarray[Any, Any]]]]:
+    """Each piece's coordinate values (and bounds), time values in one set of units.
+
+    Returns the values, the common time units (None for non-time coordinates) and the
+    values of the coordinate's bounds arrays (only when their units needed converting).
+    """
+    rows = [array_row(p, coord) for p in parts]
+    attrs = [attrs_of(r) for r in rows]
+    units = [a.get("units") for a in attrs]
+    values = [read_array(p, coord) for p in parts]
+    bounds: dict[str, list[np.ndarray[Any, Any]]] = {}
+    if not all(is_time_units(u) for u in units):
+        return values, None, bounds
+    calendars = {str(a.get("calendar", "standard")).lower() for a in attrs}
+    calendars = {"standard" if c == "gregorian" else c for c in calendars}
+    if len(calendars) > 1:
+        raise InconsistentConcatError(
+            f"time coordinate {coord!r} uses different calendars {sorted(calendars)} across "
+            f"files ({piece_label(parts[0])} ...)",
+            array=coord,
+        )
+    calendar = attrs[0].get("calendar")
+    # order on instants: convert everything to the first piece's units first
+    ref = str(units[0])
+    dtype = np.result_type(*[v.dtype for v in values])
+    converted = [
+        reencode_times(v, str(u), calendar, ref, dtype, label=piece_label(p))
+        for v, u, p in zip(values, units, parts, strict=True)
+    ]
+    if len(set(units)) > 1:
+        # the earliest piece's units are the natural choice for the combined coordinate
+        starts = [float(np.min(c)) if c.size else np.inf for c in converted]
+        target = str(units[int(np.argmin(starts))])
+        converted = [
+            reencode_times(v, str(u), calendar, target, dtype, label=piece_label(p))
+            for v, u, p in zip(values, units, parts, strict=True)
+        ]
+        for name in _time_bounds(parts[0], coord):
+            bounds[name] = [
+                reencode_times(
+                    read_array(p, name), str(u), calendar, target, dtype, label=piece_label(p)
+                )
+                for p, u in zip(parts, units, strict=True)
+            ]
+        return converted, target, bounds
+    return converted, ref, bounds
+
+
+def _order_pieces(
+    parts: list[Tables], values: list[np.ndarray[Any, Any]], *, allow_gaps: bool, dim: str
+) -> list[int]:
+    """Piece order by coordinate values; duplicates, overlaps and gaps are errors."""
+    pieces = describe_pieces(parts)
+    piece_ids = np.concatenate([np.full(v.size, i, dtype=np.int32) for i, v in enumerate(values)])
+    positions = np.concatenate([np.arange(v.size, dtype=np.int64) for v in values])
+    numeric = np.concatenate([numeric_positions(np.asarray(v)) for v in values])
+    coord_values = pa.table({"piece": piece_ids, "i": positions, "value": numeric})
+    plan = query(
+        "concat_order", {"coord_values": coord_values, "piece_labels": pieces["piece_labels"]}
+    )
+    rows = plan.to_pylist()
+    for r in rows:
+        if r["duplicates"]:
+            raise InconsistentConcatError(
+                f"{r['duplicates']} duplicated {dim!r} value(s) inside the file", source=r["label"]
+            )
+        if r["not_increasing"]:
+            raise InconsistentConcatError(f"{dim!r} values are not increasing", source=r["label"])
+        if r["overlaps_previous"]:
+            raise InconsistentConcatError(
+                f"{dim!r} values {r['lo']}..{r['hi']} overlap or repeat those of {r['prev_label']}",
+                source=r["label"],
+            )
+        if r["gap_before"] and not allow_gaps:
+            raise InconsistentConcatError(
+                f"gap in {dim!r} before this file: a jump of {r['jump']} after {r['prev_label']} "
+                f"where steps are {r['typical_step']} (pass allow_gaps=True to accept)",
+                source=r["label"],
+            )
+    missing = [r for r in rows if r["n"] == 0]
+    if missing:  # pragma: no cover - a piece without values has no row at all
+        raise InconsistentConcatError("empty coordinate", source=missing[0]["label"])
+    order = [int(r["piece"]) for r in rows]
+    empty = [i for i, v in enumerate(values) if v.size == 0]
+    return order + empty
+
+
+def apply_padding(tables: Tables, pieces: dict[str, pa.Table]) -> Tables:
+    """Switch arrays whose slots differ from stored chunks to the trimming codec."""
+    needed = query(
+        "padding_needed",
+        {"piece_arrays": pieces["piece_arrays"], "grid": tables.grid, "arrays": tables.arrays},
+    )
+    shapes: dict[str, list[list[int | None]]] = {
+        r["array"]: r["chunk_shapes"] for r in needed.to_pylist()
+    }
+    # shapes already recorded by a padded codec in any piece stay valid
+    for name, codecs in zip(
+        pieces["piece_arrays"]["array"].to_pylist(),
+        pieces["piece_arrays"]["codecs"].to_pylist(),
+        strict=True,
+    ):
+        for c in json.loads(codecs) if codecs else []:
+            if c.get("name") == CODEC_NAME:
+                extra = (c.get("configuration") or {}).get("chunk_shapes", [])
+                shapes.setdefault(name, []).extend(s for s in extra if s not in shapes[name])
+    if not shapes:
+        return tables
+    from vzsql.codecs.encode import codecs_json
+
+    rows = tables.arrays.to_pylist()
+    for row in rows:
+        if row["array"] in shapes and row["codecs"]:
+            row["codecs"] = codecs_json(
+                padded_codecs(json.loads(row["codecs"]), shapes[row["array"]])
+            )
+    return tables.with_tables(arrays=pa.Table.from_pylist(rows, schema=tables.arrays.schema))
+
+
+def stack(parts: list[Tables], dim: str, *, coords: Sequence[Any] | None = None) -> Tables:
+    """Stack ``parts`` along a new leading dimension ``dim``, in the order given.
+
+    Every array is stacked except 1-D dimension coordinates, which must be equal in all
+    pieces (compared by value) and are kept once.
+    """
+    keep_once = {
+        name
+        for name, dims in zip(
+            parts[0].arrays["array"].to_pylist(), parts[0].arrays["dims"].to_pylist(), strict=True
+        )
+        if dims is not None and len(dims) == 1 and name.split("/")[-1] == dims[0]
+    }
+    pieces = describe_pieces(parts)
+    problems = query("checks/piece_disagreement", pieces, {"dim": None})
+    raise_problems(problems, f"stack along new dimension {dim!r}")
+    names = [set(p.arrays["array"].to_pylist()) for p in parts]
+    if any(n != names[0] for n in names):
+        bad = next(i for i, n in enumerate(names) if n != names[0])
+        raise InconsistentConcatError(
+            f"pieces hold different arrays: {sorted(names[bad] ^ names[0])}",
+            source=piece_label(parts[bad]),
+        )
+    for name in sorted(keep_once):
+        first = read_array(parts[0], name)
+        for p in parts[1:]:
+            if not np.array_equal(read_array(p, name), first, equal_nan=first.dtype.kind == "f"):
+                raise InconsistentConcatError(
+                    f"coordinate {name!r} differs between pieces; cannot stack along {dim!r}",
+                    source=piece_label(p),
+                    array=name,
+                )
+    stacked = pa.table({"array": pa.array(sorted(names[0] - keep_once), pa.string())})
+    refuse_same_file(pieces)
+    sources, chunks = union_sources(pieces)
+    pieces["piece_chunks"] = chunks
+    inputs = {**pieces, "stacked": stacked}
+    params = {"dim": dim, "n_pieces": len(parts)}
+    out = {
+        "sources": sources,
+        "arrays": query("stack_arrays", inputs, params),
+        "grid": query("stack_grid", inputs),
+        "chunks": query("stack_chunks", inputs),
+        "groups": parts[0].groups,
+    }
+    tables = conform_all(out)
+    if coords is not None:
+        values = np.asarray(coords)
+        if values.shape != (len(parts),):
+            raise InconsistentConcatError(
+                f"{len(values)} coordinate values given for {len(parts)} pieces", array=dim
+            )
+        tables = _add_coordinate(tables, dim, values)
+    return tables
+
+
+def _add_coordinate(tables: Tables, dim: str, values: np.ndarray[Any, Any]) -> Tables:
+    """Add an inline 1-D coordinate array ``dim`` holding ``values``."""
+    from vzsql.codecs.encode import codecs_json, encode_chunk
+    from vzsql.ops.coords import PLAIN_BYTES
+    from vzsql.tables import conform
+    from vzsql.zarr_meta import dtype_to_text
+
+    if values.dtype.kind == "U":
+        raise InconsistentConcatError(
+            "string coordinates for a new dimension are not supported", array=dim
+        )
+    row: dict[str, Any] = {
+        "array": dim,
+        "dims": [dim],
+        "shape": [len(values)],
+        "chunk_shape": [len(values)],
+        "dtype": dtype_to_text(values.dtype),
+        "fill_value": json.dumps(0 if values.dtype.kind in "iub" else 0.0),
+        "codecs": codecs_json(PLAIN_BYTES),
+        "attrs": "{}",
+        "attr_dtypes": "{}",
+    }
+    data = encode_chunk(values, row)
+    arrays = pa.concat_tables([tables.arrays, conform("arrays", pa.Table.from_pylist([row]))])
+    grid = pa.concat_tables(
+        [
+            tables.grid,
+            conform(
+                "grid",
+                pa.table(
+                    {
+                        "array": [dim],
+                        "dim": pa.array([0], pa.int16()),
+                        "chunk": pa.array([0], pa.int32()),
+                        "start": [0],
+                        "length": [len(values)],
+                    }
+                ),
+            ),
+        ]
+    )
+    chunks = pa.concat_tables(
+        [
+            tables.chunks,
+            conform(
+                "chunks",
+                pa.Table.from_pylist(
+                    [{"array": dim, "index": [0], "length": len(data), "data": data}]
+                ),
+            ),
+        ]
+    )
+    return tables.with_tables(arrays=arrays, grid=grid, chunks=chunks)

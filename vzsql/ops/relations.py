@@ -1,0 +1,84 @@
+"""Run named queries over arbitrary Arrow tables, and stack several manifests into one relation.
+
+Operations over several manifests (concat, merge) see them as *piece* tables: each
+manifest table with a ``piece`` column (its position) and a ``pos`` column (row order in
+the piece). Sources are renumbered in SQL (``queries/union_sources.sql``) so every
+``source_id`` is unique across pieces, as ``Tables.union`` does for single scans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from vzsql.errors import QueryError
+from vzsql.queries import load_query
+from vzsql.tables import TABLE_NAMES, Tables, conform
+
+_SAFE_CONFIG = {
+    "enable_external_access": False,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+}
+
+
+def connect_tables(tables: Mapping[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+    """A locked-down in-memory DuckDB connection with ``tables`` registered by name."""
+    con = duckdb.connect(config=dict(_SAFE_CONFIG))
+    for name, table in tables.items():
+        con.register(name, table)
+    return con
+
+
+def query(
+    name: str, tables: Mapping[str, pa.Table], params: dict[str, Any] | None = None
+) -> pa.Table:
+    """Run ``queries/<name>.sql`` over ``tables`` with bound ``params``; an Arrow table."""
+    con = connect_tables(tables)
+    try:
+        return con.sql(load_query(name), params=params or None).to_arrow_table()
+    except duckdb.Error as e:
+        raise QueryError(f"query {name!r} failed: {e}") from e
+    finally:
+        con.close()
+
+
+def tables_of(tables: Tables) -> dict[str, pa.Table]:
+    return {n: getattr(tables, n) for n in TABLE_NAMES}
+
+
+def stack_pieces(parts: Sequence[Tables]) -> dict[str, pa.Table]:
+    """``piece_<table>`` relations: every table of every part with ``piece`` and ``pos`` columns."""
+    out: dict[str, pa.Table] = {}
+    for name in TABLE_NAMES:
+        pieces = []
+        for i, part in enumerate(parts):
+            t = getattr(part, name)
+            t = t.append_column("piece", pa.array([i] * t.num_rows, pa.int32()))
+            t = t.append_column("pos", pa.array(range(t.num_rows), pa.int64()))
+            pieces.append(t)
+        out[f"piece_{name}"] = pa.concat_tables(pieces, promote_options="permissive")
+    return out
+
+
+def union_sources(pieces: dict[str, pa.Table]) -> tuple[pa.Table, pa.Table]:
+    """Renumbered ``sources`` (one row per distinct URI) and ``piece_chunks`` with new ids."""
+    mapping = query("union_sources", pieces)
+    sources = conform(
+        "sources", mapping.filter(mapping["is_first"]).drop_columns(["piece", "old_id", "is_first"])
+    )
+    chunks = query("remap_chunk_sources", {**pieces, "source_map": mapping})
+    return sources, chunks
+
+
+def conform_all(tables: dict[str, pa.Table]) -> Tables:
+    """``Tables`` from query results, dropping helper columns and conforming the schemas."""
+    out = {}
+    for name in TABLE_NAMES:
+        t = tables[name]
+        keep = [c for c in t.column_names if c not in ("piece", "pos")]
+        out[name] = conform(name, t.select(keep))
+    return Tables(**out)
