@@ -15,6 +15,7 @@ from vzsql.errors import (
     VzsqlError,
 )
 from vzsql.importers.icechunk import from_icechunk
+from vzsql.importers.kerchunk import from_kerchunk
 from vzsql.manifest import Manifest, open_manifest
 from vzsql.ops import combine, concat, merge
 from vzsql.scan import scan
@@ -36,6 +37,7 @@ __all__ = [
     "concat",
     "merge",
     "from_icechunk",
+    "from_kerchunk",
     "open_manifest",
     "scan",
 ]
