@@ -7,6 +7,7 @@ copied into ``chunks.data``), so writers see inline chunks and references side b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import netCDF4
 import numpy as np
@@ -71,7 +72,10 @@ def concat_time(parts: list[Manifest]) -> Manifest:
     Stands in for ``vzsql.ops.concat`` in tests of the writers; arrays without ``time``
     are taken from the first part.
     """
-    sources, arrays, grid, chunks = [], [], [], []
+    sources: list[dict[str, Any]] = []
+    arrays: list[dict[str, Any]] = []
+    grid: list[dict[str, Any]] = []
+    chunks: list[dict[str, Any]] = []
     shift_chunks: dict[str, int] = {}
     shift_elems: dict[str, int] = {}
     first = parts[0]

@@ -22,11 +22,9 @@ from vzsql.errors import ExportError
 from vzsql.writers.icechunk import open_repo_readonly, source_checksums
 
 
-def read_back(repo_path: Path, **session: str) -> xr.Dataset:
+def read_back(repo_path: Path) -> xr.Dataset:
     repo = open_repo_readonly(repo_path)
-    return xr.open_zarr(
-        repo.readonly_session(**(session or {"branch": "main"})).store, consolidated=False
-    )
+    return xr.open_zarr(repo.readonly_session("main").store, consolidated=False)
 
 
 def assert_same(ds: xr.Dataset, ref: xr.Dataset) -> None:
@@ -156,6 +154,7 @@ def test_rectilinear_arrays_round_trip(tmp_path: Path) -> None:
     m.to_icechunk(tmp_path / "repo")
     session = open_repo_readonly(tmp_path / "repo").readonly_session("main")
     raw = sync(session.store.get("t2m/zarr.json", default_buffer_prototype()))
+    assert raw is not None
     doc = json.loads(raw.to_bytes())
     assert doc["chunk_grid"]["name"] == "rectilinear"
     refs = [xr.open_dataset(f) for f in files]

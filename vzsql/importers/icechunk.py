@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vzsql.errors import ExportError
+from vzsql.errors import SourceError
 from vzsql.manifest import Manifest
 from vzsql.tables import SOURCES_SCHEMA, Tables
 
@@ -239,12 +239,12 @@ def _open(repo_or_path: Any) -> Any:
     else:
         path = os.fspath(repo_or_path)
         if not os.path.isdir(path):
-            raise ExportError("no Icechunk repository here", source=path)
+            raise SourceError("no Icechunk repository here", source=path)
         storage = ic.local_filesystem_storage(os.path.abspath(path))
     try:
         return ic.Repository.open(storage)
     except Exception as e:
-        raise ExportError(
+        raise SourceError(
             f"cannot open Icechunk repository: {str(e).splitlines()[0]}", source=str(repo_or_path)
         ) from e
 
@@ -263,7 +263,7 @@ def from_icechunk(
     try:
         session = repo.readonly_session(branch=branch, tag=tag, snapshot_id=snapshot_id)
     except Exception as e:
-        raise ExportError(
+        raise SourceError(
             f"cannot read snapshot: {str(e).splitlines()[0]}", source=str(repo_or_path)
         ) from e
     store = session.store
