@@ -265,11 +265,6 @@ def test_scan_to_xarray_equals_open_dataset(nc_file: Path, kwargs: dict[str, Any
         assert not np.isnan(ours["temp"].values[4]).any()
 
 
-@pytest.mark.xfail(
-    reason="HDF5 scanner: a record variable shorter than its unlimited dimension keeps the "
-    "HDF5 extent as its shape (netCDF4 reports the dimension's length, padded with fill)",
-    raises=(ValueError, AssertionError),
-)
 def test_record_variable_shorter_than_unlimited_dim(tmp_path: Path) -> None:
     path = tmp_path / "short.nc"
     with netCDF4.Dataset(path, "w") as ds:

@@ -27,7 +27,13 @@ from vzsql.scanners import HDF5_SIGNATURE
 from vzsql.scanners import hdf5_layout as layout
 from vzsql.scanners.hdf5_attrs import attrs_json
 from vzsql.scanners.hdf5_filters import pipeline_codecs, pipeline_filters
-from vzsql.scanners.hdf5_netcdf import PhonyDims, is_dimension_only, scale_names
+from vzsql.scanners.hdf5_netcdf import (
+    PhonyDims,
+    is_dimension_only,
+    scale_names,
+    unlimited_axes,
+    unlimited_lengths,
+)
 from vzsql.scanners.hdf5_types import ArrayType, array_type
 from vzsql.sources import SourceList, local_path, normalize_uri, open_source, stat_source
 from vzsql.tables import ARRAYS_SCHEMA, CHUNKS_SCHEMA, GRID_SCHEMA, GROUPS_SCHEMA, Tables
@@ -41,6 +47,7 @@ def scan_hdf5(uri: str, *, storage_options: dict[str, Any] | None = None) -> Tab
     with _open_hdf5(uri, storage_options) as f:
         scan = _Scan(uri, source_id, sources, storage_options)
         try:
+            scan.unlimited = unlimited_lengths(f)
             scan.walk(f, "")
         except VzsqlError:
             raise
@@ -91,6 +98,7 @@ class _Scan:
         self.groups: list[dict[str, Any]] = []
         self.grid: list[dict[str, np.ndarray[Any, Any]]] = []
         self.refs: list[tuple[str, layout.StoredChunks]] = []
+        self.unlimited: dict[str, int] = {}  # unlimited dimension (scale path) -> length
 
     # -- hierarchy ----------------------------------------------------------------------
     def walk(self, group: Any, path: str) -> None:
@@ -122,6 +130,8 @@ class _Scan:
         atype = array_type(dset.dtype, uri=self.uri, array=path)
         dcpl = dset.id.get_create_plist()
         shape = [int(s) for s in dset.shape]
+        for axis, scale in unlimited_axes(dset):
+            shape[axis] = max(shape[axis], self.unlimited.get(scale, 0))
         codecs = [atype.serializer]
         if not atype.vlen_string:
             codecs += pipeline_codecs(pipeline_filters(dcpl), dset.dtype, uri=self.uri, array=path)

@@ -94,3 +94,45 @@ class PhonyDims:
                 dims.append(n)
             out.append(dims)
         return out
+
+
+def unlimited_axes(dset: Any) -> list[tuple[int, str]]:
+    """``(axis, scale path)`` for each unlimited axis of ``dset`` with an attached scale."""
+    maxshape = dset.maxshape or ()
+    out: list[tuple[int, str]] = []
+    if not any(m is None for m in maxshape):
+        return out
+    for axis, m in enumerate(maxshape):
+        if m is not None:
+            continue
+        path: str | None = None
+        if "DIMENSION_LIST" in dset.attrs:
+            try:
+                dim = dset.dims[axis]
+                path = dim[0].name if len(dim) else None
+            except (OSError, RuntimeError, ValueError, KeyError):
+                path = None
+        if path is None and axis == 0 and is_dimension_scale(dset):
+            path = dset.name
+        if path is not None:
+            out.append((axis, path))
+    return out
+
+
+def unlimited_lengths(root: Any) -> dict[str, int]:
+    """Length of each unlimited netCDF dimension (by scale path): the longest variable on it.
+
+    netCDF-4 reports a variable on an unlimited dimension with the dimension's length,
+    padding with fill values past what was written; HDF5 keeps each dataset's own extent.
+    """
+    import h5py
+
+    lengths: dict[str, int] = {}
+
+    def visit(_name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            for axis, path in unlimited_axes(obj):
+                lengths[path] = max(lengths.get(path, 0), int(obj.shape[axis]))
+
+    root.visititems(visit)
+    return lengths
