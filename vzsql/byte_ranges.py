@@ -181,8 +181,10 @@ class CoalescingRangeReader:
         *,
         max_gap: int = DEFAULT_MAX_GAP,
         max_block: int = DEFAULT_MAX_BLOCK,
+        allow: Any = None,
     ) -> None:
         self.storage_options = dict(storage_options or {})
+        self.allow = allow  # vzsql.allowlist.AllowList or None (URL rules only)
         self.max_gap = max_gap
         self.max_block = max_block
         self.stats = ReadStats()
@@ -230,6 +232,9 @@ class CoalescingRangeReader:
         chunk: tuple[int, ...] | None = None,
     ) -> bytes | memoryview:
         """Bytes ``[start, end)`` of ``uri``; ``array``/``chunk`` name the caller in errors."""
+        from vzsql.allowlist import check_read
+
+        check_read(self.allow, uri)  # security: only allowed locations (vzsql.allowlist)
         if end <= start:
             return b""
         loop = asyncio.get_running_loop()

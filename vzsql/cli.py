@@ -53,8 +53,25 @@ def scan(
         bool, typer.Option("--overwrite", help="replace an existing output")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    on_error: Annotated[
+        str, typer.Option("--on-error", help="raise: stop at the first bad file; record: list it")
+    ] = "raise",
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="seconds per file; scans each file in a child process"),
+    ] = None,
+    isolate: Annotated[
+        bool, typer.Option("--isolate", help="scan each file in a child process (crash-proof)")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="reuse results of unchanged files (OUTPUT.parts/)")
+    ] = False,
 ) -> None:
-    """Scan files into a manifest folder."""
+    """Scan files into a manifest folder.
+
+    Exit code 1 when files failed and were recorded (``--on-error record``; they are listed
+    on stderr), 2 on errors.
+    """
     from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
     from tqdm import tqdm
@@ -72,16 +89,33 @@ def scan(
             bar.n = done
             bar.refresh()
 
+    if on_error not in ("raise", "record"):
+        raise typer.BadParameter("--on-error must be 'raise' or 'record'")
     with pool:
-        m = vzsql.scan(paths, executor=pool, concat_dim=concat_dim, progress=progress)
+        m = vzsql.scan(
+            paths,
+            executor=pool,
+            concat_dim=concat_dim,
+            progress=progress,
+            on_error=on_error,  # type: ignore[arg-type]
+            timeout=timeout,
+            isolate=isolate,
+            resume=output if resume else None,
+        )
     if bar is not None:
         bar.close()
-    m.save(output, overwrite=overwrite)
+    m.save(output, overwrite=overwrite or resume)
     info = m.info()
     typer.echo(
         f"wrote {output}: {info['sources']} sources, {info['arrays']} arrays, "
         f"{info['chunks']} chunks, {info['referenced_bytes']} referenced bytes"
     )
+    failures = m.failures.to_pylist() if m.failures is not None else []
+    if failures:
+        typer.echo(f"vzsql: {len(failures)} file(s) failed:", err=True)
+        for f in failures:
+            typer.echo(f"  {f['uri']}: {f['kind']}: {f['error']}: {f['reason']}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -112,3 +112,11 @@ class ConcurrentWriteError(ExportError):
 
 class DuplicateSourceError(ExportError):
     """An append names source files the destination already references (data would repeat)."""
+
+
+class RemoteReadError(SourceError):
+    """Ranged reads of a remote source kept failing or timing out after the allowed retries."""
+
+
+class SourceNotAllowedError(SourceError):
+    """A manifest or reference set points at a location the user did not allow (see allowlist)."""

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 class Manifest:
     """A chunk manifest: ``sources``, ``arrays``, ``grid``, ``chunks`` and ``groups`` tables."""
 
+    # files a scan could not read (uri, kind, error, reason; see vzsql.isolation), or None
+    failures: pa.Table | None = None
+    # locations reads may touch (vzsql.allowlist.AllowList); None: built here, URL rules only
+    allow: Any = None
+
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -218,8 +223,16 @@ class Manifest:
         )
 
 
-def open_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """Open a manifest saved with ``Manifest.save``."""
+def open_manifest(path: str | os.PathLike[str], *, allow: Any = None) -> Manifest:
+    """Open a manifest saved with ``Manifest.save``.
+
+    Reads of its sources are limited to ``allow`` (URL prefixes, or ``"recorded"`` to confirm
+    the sources it records), ``VZSQL_ALLOW`` and the folder holding the manifest; see
+    ``vzsql.allowlist``.
+    """
+    from vzsql.allowlist import for_opened_manifest
     from vzsql.persist import load_tables
 
-    return Manifest(load_tables(path))
+    m = Manifest(load_tables(path))
+    m.allow = for_opened_manifest(path, allow, m.tables.sources)
+    return m

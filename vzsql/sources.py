@@ -133,8 +133,10 @@ def open_source(uri: str, storage_options: dict[str, Any] | None = None) -> IO[b
     try:
         if path is not None:
             return open(path, "rb")
-        fs, p = _fsspec_fs(uri, storage_options)
-        return fs.open(p, "rb", block_size=2**20, cache_type="readahead")  # type: ignore[no-any-return]
+        # ranged reads only, with retries/timeouts of the thread's ReadPolicy (remote_io)
+        from vzsql.remote_io import open_remote
+
+        return open_remote(uri, storage_options)  # type: ignore[return-value]
     except OSError as e:
         raise SourceError(f"cannot open source: {e.strerror or e}", source=uri) from e
 

@@ -77,6 +77,7 @@ class ManifestStore(Store):
         tables = manifest if isinstance(manifest, Tables) else manifest.tables
         self._tables = tables
         self.storage_options = dict(storage_options)
+        self.allow = getattr(manifest, "allow", None)  # vzsql.allowlist (Manifest only)
         self._setup()
 
     def _setup(self) -> None:
@@ -92,7 +93,7 @@ class ManifestStore(Store):
                 strict=True,
             )
         )
-        self.reader = CoalescingRangeReader(self.storage_options)
+        self.reader = CoalescingRangeReader(self.storage_options, allow=self.allow)
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -131,6 +132,7 @@ class ManifestStore(Store):
             "tables": self._tables.as_dict(),
             "storage_options": self.storage_options,
             "is_open": self._is_open,
+            "allow": self.allow,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -138,6 +140,7 @@ class ManifestStore(Store):
         self._tables = Tables(**state["tables"])
         self.storage_options = state["storage_options"]
         self._is_open = state["is_open"]
+        self.allow = state.get("allow")
         self._setup()
 
     # -- reading --------------------------------------------------------------------------

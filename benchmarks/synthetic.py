@@ -1,0 +1,225 @@
+"""Synthetic manifests of any size, generated vectorised (numpy -> Arrow, no Python per chunk).
+
+The shape is that of a typical reanalysis archive: ``n_arrays`` variables ``(time, lat,
+lon)``, each time step split into ``tiles`` x ``tiles`` spatial chunks, one file per
+``steps_per_file`` time steps (so files hold every variable of a day, like hourly
+netCDF files). Chunk lengths vary (compressed data); offsets run through each file.
+
+``synthetic_tables(n)`` gives the five tables in the manifest contract's schema (``array``
+as plain strings, ``index`` as ``list<int32>``); ``compact_chunks`` gives the same chunk
+rows in a compact layout (dictionary ``array``, fixed-size index list, no ``data``
+column), to measure what a schema change would save. ``virtualizarr_manifests`` builds the
+same references as VirtualiZarr ``ChunkManifest``s from numpy arrays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from vzsql.tables import Tables, conform
+
+VARS = ("air", "rh", "uwnd", "vwnd", "hgt", "tmin", "tmax", "prate")
+TILE = 64  # elements per spatial chunk edge
+HEADER = 4096  # bytes before the first chunk of a file
+
+
+def layout(n: int, n_arrays: int = 4, tiles: int = 4, steps_per_file: int = 24) -> dict[str, int]:
+    """Sizes of a synthetic archive with about ``n`` chunk references."""
+    per_step = tiles * tiles
+    steps = max(1, n // (n_arrays * per_step))
+    files = -(-steps // steps_per_file)
+    return {
+        "n_arrays": n_arrays,
+        "tiles": tiles,
+        "steps": steps,
+        "steps_per_file": steps_per_file,
+        "files": files,
+        "refs": steps * per_step * n_arrays,
+    }
+
+
+def _lengths(m: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(8_000, 16_000, size=m, dtype=np.int64)
+
+
+def chunk_columns(n: int, **kw: Any) -> dict[str, Any]:
+    """The chunk references as numpy columns (per array: t, y, x, source_id, offset, length)."""
+    lay = layout(n, **kw)
+    a, tiles, steps, spf = lay["n_arrays"], lay["tiles"], lay["steps"], lay["steps_per_file"]
+    per_step = tiles * tiles
+    m = steps * per_step  # refs per array
+    t = np.repeat(np.arange(steps, dtype=np.int32), per_step)
+    y = np.tile(np.repeat(np.arange(tiles, dtype=np.int32), tiles), steps)
+    x = np.tile(np.arange(tiles, dtype=np.int32), steps * tiles)
+    sid = (t // spf).astype(np.int32)
+    out = []
+    for k in range(a):
+        length = _lengths(m, seed=k)
+        # position of a chunk inside its file: arrays one after another, steps, then tiles
+        slot = (t % spf).astype(np.int64) * per_step + y.astype(np.int64) * tiles + x
+        within = k * spf * per_step + slot
+        # offsets: header + sum of the (synthetic, constant-size) chunks before it
+        offset = HEADER + within * 16_000
+        out.append(
+            {
+                "array": VARS[k],
+                "t": t,
+                "y": y,
+                "x": x,
+                "sid": sid,
+                "offset": offset,
+                "length": length,
+            }
+        )
+    return {"layout": lay, "arrays": out}
+
+
+def _chunks_table(cols: dict[str, Any]) -> pa.Table:
+    batches = []
+    for c in cols["arrays"]:
+        m = len(c["t"])
+        values = np.empty(3 * m, dtype=np.int32)
+        values[0::3], values[1::3], values[2::3] = c["t"], c["y"], c["x"]
+        index = pa.ListArray.from_arrays(
+            pa.array(np.arange(0, 3 * m + 1, 3, dtype=np.int32)), pa.array(values)
+        )
+        names = pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(m, dtype=np.int8)), pa.array([c["array"]])
+        ).cast(pa.string())
+        batches.append(
+            pa.record_batch(
+                [
+                    names,
+                    index,
+                    pa.array(c["sid"]),
+                    pa.array(c["offset"]),
+                    pa.array(c["length"]),
+                    pa.nulls(m, pa.binary()),
+                ],
+                names=["array", "index", "source_id", "offset", "length", "data"],
+            )
+        )
+    return conform("chunks", pa.Table.from_batches(batches))
+
+
+def compact_chunks(cols: dict[str, Any]) -> pa.Table:
+    """The same rows in a compact layout: dictionary array, fixed_size_list<int32,3>, no data."""
+    batches = []
+    names = [c["array"] for c in cols["arrays"]]
+    for k, c in enumerate(cols["arrays"]):
+        m = len(c["t"])
+        values = np.empty(3 * m, dtype=np.int32)
+        values[0::3], values[1::3], values[2::3] = c["t"], c["y"], c["x"]
+        batches.append(
+            pa.record_batch(
+                [
+                    pa.DictionaryArray.from_arrays(
+                        pa.array(np.full(m, k, dtype=np.int8)), pa.array(names)
+                    ),
+                    pa.FixedSizeListArray.from_arrays(pa.array(values), 3),
+                    pa.array(c["sid"]),
+                    pa.array(c["offset"]),
+                    pa.array(c["length"].astype(np.int32)),
+                ],
+                names=["array", "index", "source_id", "offset", "length"],
+            )
+        )
+    return pa.Table.from_batches(batches)
+
+
+def synthetic_tables(n: int, **kw: Any) -> Tables:
+    """Five manifest tables (contract schema) with about ``n`` chunk references."""
+    cols = chunk_columns(n, **kw)
+    lay = cols["layout"]
+    tiles, steps, files = lay["tiles"], lay["steps"], lay["files"]
+    now = dt.datetime.now(dt.UTC)
+    fid = np.arange(files)
+    sources = pa.table(
+        {
+            "source_id": pa.array(fid.astype(np.int32)),
+            "uri": pa.array([f"s3://archive/reanalysis/day-{i:07d}.nc" for i in range(files)]),
+            "format": pa.array(["hdf5"] * files),
+            "size": pa.array(np.full(files, 2**30, dtype=np.int64)),
+            "mtime": pa.array(np.full(files, 1_700_000_000 * 10**9, dtype=np.int64)),
+            "etag": pa.array([f"etag-{i:x}" for i in range(files)]),
+            "scanned_at": pa.array([now] * files, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    shape = [steps, tiles * TILE, tiles * TILE]
+    codecs = json.dumps(
+        [
+            {"name": "bytes", "configuration": {"endian": "little"}},
+            {"name": "numcodecs.zlib", "configuration": {"level": 4}},
+        ]
+    )
+    names = [c["array"] for c in cols["arrays"]]
+    arrays = pa.table(
+        {
+            "array": names,
+            "dims": [["time", "lat", "lon"]] * len(names),
+            "shape": [shape] * len(names),
+            "chunk_shape": [[1, TILE, TILE]] * len(names),
+            "dtype": ["float32"] * len(names),
+            "fill_value": ["NaN"] * len(names),
+            "codecs": [codecs] * len(names),
+            "attrs": ["{}"] * len(names),
+            "attr_dtypes": ["{}"] * len(names),
+        }
+    )
+    grid_parts = []
+    for name in names:
+        for dim, (count, size) in enumerate([(steps, 1), (tiles, TILE), (tiles, TILE)]):
+            chunk = np.arange(count, dtype=np.int32)
+            grid_parts.append(
+                pa.table(
+                    {
+                        "array": pa.array([name] * count)
+                        if count < 1000
+                        else pa.DictionaryArray.from_arrays(
+                            pa.array(np.zeros(count, dtype=np.int8)), pa.array([name])
+                        ).cast(pa.string()),
+                        "dim": pa.array(np.full(count, dim, dtype=np.int16)),
+                        "chunk": pa.array(chunk),
+                        "start": pa.array(chunk.astype(np.int64) * size),
+                        "length": pa.array(np.full(count, size, dtype=np.int64)),
+                    }
+                )
+            )
+    grid = pa.concat_tables(grid_parts)
+    groups = pa.table({"group": [""], "attrs": ["{}"], "attr_dtypes": ["{}"]})
+    return Tables(
+        sources=conform("sources", sources),
+        arrays=conform("arrays", arrays),
+        grid=conform("grid", grid),
+        chunks=_chunks_table(cols),
+        groups=conform("groups", groups),
+    )
+
+
+def virtualizarr_manifests(n: int, **kw: Any) -> dict[str, Any]:
+    """The same references as VirtualiZarr ``ChunkManifest``s (one per array), from numpy."""
+    from virtualizarr.manifests import ChunkManifest
+
+    cols = chunk_columns(n, **kw)
+    lay = cols["layout"]
+    tiles, steps = lay["tiles"], lay["steps"]
+    uris = np.array(
+        [f"s3://archive/reanalysis/day-{i:07d}.nc" for i in range(lay["files"])],
+        dtype=np.dtypes.StringDType(),
+    )
+    out = {}
+    for c in cols["arrays"]:
+        shape = (steps, tiles, tiles)
+        paths = uris[c["sid"]].reshape(shape)
+        out[c["array"]] = ChunkManifest.from_arrays(
+            paths=paths,
+            offsets=c["offset"].astype(np.uint64).reshape(shape),
+            lengths=c["length"].astype(np.uint64).reshape(shape),
+        )
+    return out

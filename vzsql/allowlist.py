@@ -1,0 +1,184 @@
+"""Which locations a manifest may make vzsql read: URL rules and an allow-list of prefixes.
+
+A manifest, kerchunk reference set or Icechunk repository made by someone else is a list
+of (URL, offset, length) triples; reading it must not let its author make vzsql read
+``file:///home/you/.ssh/id_rsa`` or an internal HTTP endpoint. The policy:
+
+1. **URL rules, always**: a source URL must use ``file``, ``s3``, ``gs``, ``az`` or
+   ``http(s)`` (and the aliases ``s3a``, ``gcs``, ``abfs``, ``abfss``); it must not contain
+   ``..`` path segments (also percent-encoded), NUL bytes or backslashes; a ``file`` URL
+   must be absolute and on this host. Anything else is a ``SourceNotAllowedError``.
+2. **Prefixes** (``AllowList``), where a manifest has one:
+   - a manifest made by ``vzsql.scan`` may read exactly the files it scanned;
+   - a manifest opened from disk (``open_manifest(path, allow=...)``) may read the
+     prefixes passed as ``allow``, those in the environment variable ``VZSQL_ALLOW``
+     (comma-separated; ``*`` allows everything), and local files inside the folder that
+     holds the manifest (a manifest shipped next to its data). ``allow="recorded"``
+     confirms every source the manifest records. Any other source is refused when read,
+     with a message naming it and saying how to allow it;
+   - references imported from kerchunk files (``check_imported_sources``) may not point
+     at local files unless a prefix given by the user covers them.
+3. Manifests built in the program from tables (``Manifest(tables)``) carry no list: the
+   program made them, only the URL rules (and ``VZSQL_ALLOW`` when set) apply.
+
+A prefix matches a URL equal to it or continuing it at a ``/`` boundary, so
+``s3://bucket/data`` allows ``s3://bucket/data/x.nc`` but not ``s3://bucket/data-evil/``.
+Enforcement is at the point where bytes are read (``vzsql.byte_ranges``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from vzsql.errors import SourceNotAllowedError
+
+ALLOWED_SCHEMES = frozenset(
+    {"file", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "http", "https"}
+)
+ENV_VAR = "VZSQL_ALLOW"
+HINT = f"allow it with open_manifest(..., allow=[prefix]) or the {ENV_VAR} environment variable"
+
+
+def check_url(uri: str) -> None:
+    """Refuse URLs with odd schemes, ``..`` segments, NUL bytes, or relative/remote file URLs."""
+    if "\x00" in uri or "\\" in uri:
+        raise SourceNotAllowedError("source URL contains a NUL byte or backslash", source=uri)
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        what = f"scheme {scheme!r}" if scheme else "a relative path (no scheme)"
+        raise SourceNotAllowedError(
+            f"source URL has {what}; only file, s3, gs, az and http(s) URLs are read",
+            source=uri,
+        )
+    segments = unquote(parsed.path).split("/")
+    if ".." in segments:
+        raise SourceNotAllowedError("source URL contains a '..' path segment", source=uri)
+    if scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise SourceNotAllowedError("file URL names another host", source=uri)
+        if not unquote(parsed.path).startswith("/"):
+            raise SourceNotAllowedError("file URL is not absolute", source=uri)
+
+
+def normalize_prefix(prefix: str | os.PathLike[str]) -> str:
+    """A user's prefix as a URL: local paths become absolute ``file://`` URLs."""
+    from vzsql.sources import normalize_uri
+
+    text = os.fspath(prefix)
+    if text == "*":
+        return text
+    scheme = urlparse(text).scheme.lower()
+    if scheme in ALLOWED_SCHEMES - {"file"}:
+        return text
+    url = normalize_uri(text)
+    return url + "/" if text.endswith(("/", os.sep)) and not url.endswith("/") else url
+
+
+def _covers(prefix: str, uri: str) -> bool:
+    if prefix == "*":
+        return True
+    if uri == prefix:
+        return True
+    base = prefix if prefix.endswith("/") else prefix + "/"
+    return uri.startswith(base)
+
+
+def env_prefixes() -> tuple[str, ...]:
+    """Prefixes from ``VZSQL_ALLOW`` (comma-separated), normalised."""
+    raw = os.environ.get(ENV_VAR, "")
+    return tuple(normalize_prefix(p.strip()) for p in raw.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """URL prefixes a manifest may read, and where the list came from (for messages)."""
+
+    prefixes: tuple[str, ...]
+    origin: str = "user"
+    _seen: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, prefixes: Iterable[str | os.PathLike[str]], origin: str = "user") -> AllowList:
+        return cls(tuple(normalize_prefix(p) for p in prefixes), origin)
+
+    @classmethod
+    def of_sources(cls, sources: Any, origin: str) -> AllowList:
+        """Exactly the URIs of a ``sources`` table (what a scan read)."""
+        return cls(tuple(sources["uri"].to_pylist()), origin)
+
+    def allows(self, uri: str) -> bool:
+        ok = self._seen.get(uri)
+        if ok is None:
+            ok = any(_covers(p, uri) for p in self.prefixes)
+            if len(self._seen) < 100_000:
+                self._seen[uri] = ok
+        return ok
+
+    def check(self, uri: str) -> None:
+        """Raise ``SourceNotAllowedError`` unless ``uri`` passes the URL rules and a prefix."""
+        check_url(uri)
+        if not self.allows(uri):
+            raise SourceNotAllowedError(
+                f"reading this source is not allowed (allowed by {self.origin}: "
+                f"{_short(self.prefixes)}); {HINT}",
+                source=uri,
+            )
+
+
+def _short(prefixes: Sequence[str]) -> str:
+    shown = ", ".join(prefixes[:3])
+    return shown + (f" and {len(prefixes) - 3} more" if len(prefixes) > 3 else "") or "nothing"
+
+
+def check_read(allow: AllowList | None, uri: str) -> None:
+    """The check made before every byte-range read (see the module doc for the policy)."""
+    if allow is not None:
+        allow.check(uri)
+        return
+    check_url(uri)
+    env = env_prefixes()
+    if env and not any(_covers(p, uri) for p in env):
+        raise SourceNotAllowedError(
+            f"reading this source is not allowed ({ENV_VAR}: {_short(env)}); {HINT}", source=uri
+        )
+
+
+def for_opened_manifest(
+    path: str | os.PathLike[str],
+    allow: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
+    sources: Any,
+) -> AllowList:
+    """The allow-list of a manifest opened from ``path`` (see rule 2 of the module doc)."""
+    where = Path(path).resolve()
+    if allow == "recorded":
+        return AllowList.of_sources(sources, origin=f"confirmation of the sources of {where}")
+    given: list[str | os.PathLike[str]]
+    if allow is None:
+        given = []
+    elif isinstance(allow, str | os.PathLike):
+        given = [allow]
+    else:
+        given = list(allow)
+    prefixes = [normalize_prefix(p) for p in given]
+    prefixes += env_prefixes()
+    prefixes.append(where.parent.as_uri() + "/")
+    return AllowList(tuple(prefixes), origin=f"allow=, {ENV_VAR} and the folder of {where.name}")
+
+
+def check_imported_sources(
+    uris: Iterable[str], allow: Sequence[str | os.PathLike[str]] | None = None
+) -> None:
+    """Refuse imported references (kerchunk) with bad URLs or unconfirmed local paths."""
+    user = tuple(normalize_prefix(p) for p in (allow or ())) + env_prefixes()
+    for uri in uris:
+        check_url(uri)
+        if urlparse(uri).scheme == "file" and not any(_covers(p, uri) for p in user):
+            raise SourceNotAllowedError(
+                f"imported references point at a local file; {HINT}", source=uri
+            )

@@ -1,0 +1,239 @@
+"""Scanning one file in a child process with a timeout, and recording scan failures.
+
+libhdf5 can segfault on some valid-looking files and a read from a stalled mount (or a
+FIFO) can block forever; run in the scanning process, either kills or stalls the whole
+batch. ``scan_isolated`` runs the scanner of one file in a fresh child process (forked
+from a ``forkserver`` that has the scanners imported, so start-up costs milliseconds, not
+an interpreter start) and waits at most ``timeout`` seconds: a child that dies by a
+signal is a ``crash``, one that does not answer in time is killed and is a ``timeout``,
+a ``VzsqlError`` (or any exception) inside it is an ``error``. The tables come back as
+Arrow IPC bytes over a pipe, never as pickled Python objects per chunk.
+
+Every outcome is a ``ScanOutcome``: the file's tables or a ``ScanFailure``, so a batch
+can record failures (``on_error="record"``) in a ``failures`` table (``FAILURES_SCHEMA``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import signal
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from vzsql import errors
+from vzsql.errors import VzsqlError
+from vzsql.tables import TABLE_NAMES, Tables
+
+FAILURES_SCHEMA = pa.schema(
+    [
+        pa.field("uri", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # error | crash | timeout
+        pa.field("error", pa.string()),  # exception class, e.g. CorruptSourceError
+        pa.field("reason", pa.string()),  # one line saying what went wrong
+    ]
+)
+
+# modules the forkserver imports once, so each forked scanner child starts warm
+_PRELOAD = [
+    "vzsql.scan",
+    "vzsql.scanners.hdf5",
+    "vzsql.scanners.netcdf3",
+    "vzsql.scanners.grib",
+    "h5py",
+    "hdf5plugin",
+    "numcodecs",
+    "zarr",
+    "pandas",
+]
+
+Scanner = Callable[..., Tables]
+
+
+@dataclass(frozen=True)
+class ScanFailure:
+    """Why one file could not be scanned."""
+
+    uri: str
+    kind: str
+    error: str
+    reason: str
+
+    def as_error(self) -> VzsqlError:
+        """The failure as the typed error it was (``VzsqlError`` for crashes and timeouts)."""
+        cls = getattr(errors, self.error, None)
+        if isinstance(cls, type) and issubclass(cls, VzsqlError):
+            try:
+                return cls(self.reason, source=self.uri)
+            except TypeError:  # subclasses with extra required arguments
+                pass
+        prefix = {"crash": "scanner crashed: ", "timeout": "scan timed out: "}.get(self.kind, "")
+        return VzsqlError(f"{prefix}{self.reason}", source=self.uri)
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """The tables of one scanned file, or why it failed (exactly one is set)."""
+
+    uri: str
+    tables: Tables | None = None
+    failure: ScanFailure | None = None
+
+
+def failures_table(failures: list[ScanFailure]) -> pa.Table:
+    """The ``failures`` table: one row per file that could not be scanned."""
+    rows = [{"uri": f.uri, "kind": f.kind, "error": f.error, "reason": f.reason} for f in failures]
+    return pa.Table.from_pylist(rows, schema=FAILURES_SCHEMA)
+
+
+# -- tables <-> bytes (Arrow IPC) -------------------------------------------------------------
+def pack_tables(tables: Tables) -> bytes:
+    """The five tables as one byte string: a JSON length header, then five IPC streams."""
+    blobs = []
+    for name in TABLE_NAMES:
+        sink = io.BytesIO()
+        table = getattr(tables, name)
+        with ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        blobs.append(sink.getvalue())
+    header = json.dumps({"tables": list(TABLE_NAMES), "sizes": [len(b) for b in blobs]}).encode()
+    return len(header).to_bytes(4, "little") + header + b"".join(blobs)
+
+
+def unpack_tables(data: bytes | memoryview) -> Tables:
+    """Inverse of ``pack_tables`` (zero copy: the tables view ``data``)."""
+    buf = pa.py_buffer(data)
+    n = int.from_bytes(bytes(buf[:4]), "little")
+    header = json.loads(bytes(buf[4 : 4 + n]))
+    pos = 4 + n
+    out = {}
+    for name, size in zip(header["tables"], header["sizes"], strict=True):
+        out[name] = ipc.open_stream(buf.slice(pos, size)).read_all()
+        pos += size
+    return Tables(**out)
+
+
+# -- in-process ------------------------------------------------------------------------------
+def describe(e: BaseException) -> str:
+    """One line: the message of ``e`` (its class if it has none), without the file name."""
+    text = (e.detail if isinstance(e, VzsqlError) else str(e)).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def scan_one(
+    uri: str,
+    storage_options: dict[str, Any] | None = None,
+    fmt: str | None = None,
+    scanner: Scanner | None = None,
+    read_policy: Any = None,
+) -> ScanOutcome:
+    """Scan ``uri`` in this process; any exception becomes a recorded ``error`` outcome."""
+    from vzsql.scan import scan_file
+
+    try:
+        tables = scan_file(uri, storage_options, fmt, scanner=scanner, read_policy=read_policy)
+    except Exception as e:
+        return ScanOutcome(uri, failure=ScanFailure(uri, "error", type(e).__name__, describe(e)))
+    return ScanOutcome(uri, tables=tables)
+
+
+# -- in a child process ----------------------------------------------------------------------
+def _child_main(
+    conn: Connection,
+    uri: str,
+    storage_options: dict[str, Any] | None,
+    fmt: str | None,
+    scanner: Scanner | None,
+    read_policy: Any,
+) -> None:
+    """Body of the scanner child: send ``T`` + packed tables or ``E`` + JSON error."""
+    try:
+        outcome = scan_one(uri, storage_options, fmt, scanner, read_policy)
+        if outcome.tables is not None:
+            conn.send_bytes(b"T" + pack_tables(outcome.tables))
+        else:
+            f = outcome.failure
+            assert f is not None
+            conn.send_bytes(b"E" + json.dumps([f.error, f.reason]).encode())
+    except BaseException as e:  # pragma: no cover - packing failed; still answer
+        msg = json.dumps([type(e).__name__, describe(e) or traceback.format_exc(limit=1)])
+        conn.send_bytes(b"E" + msg.encode())
+    finally:
+        conn.close()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """The forkserver context (fork is unsafe in a threaded parent; spawn is slow)."""
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+    except ValueError:  # pragma: no cover - platforms without forkserver
+        return multiprocessing.get_context("spawn")
+    ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
+
+
+def _signal_name(exitcode: int) -> str:
+    try:
+        return signal.Signals(-exitcode).name
+    except ValueError:
+        return f"signal {-exitcode}"
+
+
+def scan_isolated(
+    uri: str,
+    storage_options: dict[str, Any] | None = None,
+    fmt: str | None = None,
+    scanner: Scanner | None = None,
+    timeout: float | None = None,
+    read_policy: Any = None,
+) -> ScanOutcome:
+    """Scan ``uri`` in a child process; a crash or a stall beyond ``timeout`` s is recorded.
+
+    Picklable and top-level, so it can itself be submitted to any executor (threads in the
+    parent are the usual choice: each waits on its child).
+    """
+    ctx = _context()
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    proc = ctx.Process(  # type: ignore[attr-defined]
+        target=_child_main,
+        args=(child_conn, uri, storage_options, fmt, scanner, read_policy),
+        name=f"vzsql-scan:{uri[-60:]}",
+        daemon=True,
+    )
+    proc.start()
+    child_conn.close()
+    try:
+        if not parent_conn.poll(timeout):
+            proc.kill()
+            proc.join()
+            reason = f"no answer within {timeout:g} s (stalled read or hung reader); child killed"
+            return ScanOutcome(uri, failure=ScanFailure(uri, "timeout", "TimeoutError", reason))
+        try:
+            message = parent_conn.recv_bytes()
+        except EOFError:
+            proc.join()
+            code = proc.exitcode
+            if code is not None and code < 0:
+                reason = f"scanner process killed by {_signal_name(code)}"
+            else:
+                reason = f"scanner process exited with code {code} without an answer"
+            return ScanOutcome(uri, failure=ScanFailure(uri, "crash", "ScannerCrash", reason))
+    finally:
+        parent_conn.close()
+        if proc.is_alive():
+            proc.join(5)
+            if proc.is_alive():  # pragma: no cover - a child that will not exit
+                proc.kill()
+                proc.join()
+    kind, body = message[:1], message[1:]
+    if kind == b"T":
+        return ScanOutcome(uri, tables=unpack_tables(body))
+    error, reason = json.loads(body)
+    return ScanOutcome(uri, failure=ScanFailure(uri, "error", error, reason))
