@@ -271,6 +271,8 @@ def arrays_in_order(chunks: pa.Table) -> list[tuple[str, pa.Table]]:
     if chunks.num_rows == 0:
         return []
     enc = chunks["array"].combine_chunks().dictionary_encode()
+    if len(enc.dictionary) == 1:
+        return [(str(enc.dictionary[0]), chunks)]
     codes = enc.indices.to_numpy(zero_copy_only=False)
     order = np.argsort(codes, kind="stable")
     sorted_chunks = chunks.take(pa.array(order))

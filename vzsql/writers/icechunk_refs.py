@@ -110,11 +110,13 @@ def write_virtual_refs(
     order = np.argsort(row_group, kind="stable")
     bounds = np.flatnonzero(np.diff(row_group[order])) + 1
     for rows in np.split(order, bounds):
+        srcs = row_src[rows]
+        one_source = srcs[0] == srcs[-1] and (srcs == srcs[0]).all()
         _write_group(
             store,
             array,
             index[rows],
-            src_uri[row_src[rows]],
+            str(src_uri[srcs[0]]) if one_source else src_uri[srcs],
             offset[rows],
             length[rows],
             group_checksum[int(row_group[rows[0]])],
@@ -130,46 +132,57 @@ def _write_group(
     store: IcechunkStore,
     array: str,
     index: np.ndarray,
-    uris: np.ndarray,
+    uris: str | np.ndarray,
     offset: np.ndarray,
     length: np.ndarray,
     checksum: Checksum,
 ) -> None:
+    """One ``set_virtual_refs_arr`` call over the bounding box of ``index`` (``uris``: one
+    URI for the whole group, or one per row)."""
     ndim = index.shape[1]
     lo = index.min(axis=0) if ndim else np.zeros(0, dtype=np.int64)
     box = (index.max(axis=0) + 1 - lo) if ndim else np.zeros(0, dtype=np.int64)
     size = int(math.prod(int(b) for b in box))
     if size > MAX_BOX_FILL * len(index) + MIN_BOX_SLACK:
-        _write_sparse(store, array, index, uris, offset, length, checksum)
+        per_row = np.full(len(index), uris, dtype=object) if isinstance(uris, str) else uris
+        _write_sparse(store, array, index, per_row, offset, length, checksum)
         return
     flat = np.ravel_multi_index(tuple((index - lo).T), tuple(int(b) for b in box)) if ndim else 0
-    locations = np.full(size, "", dtype=object)
-    locations[flat] = uris
-    offs = np.zeros(size, dtype=np.uint64)
-    lens = np.zeros(size, dtype=np.uint64)
-    offs[flat] = offset
-    lens[flat] = length
+    in_order = size == len(index) and np.array_equal(flat, np.arange(size))
+    if in_order and isinstance(uris, str):  # a full box in C order: the common case
+        locations: list[str] = [uris] * size
+        offs, lens = offset, length
+    else:
+        loc = np.full(size, "", dtype=object)
+        loc[flat] = uris
+        locations = loc.tolist()
+        offs = np.zeros(size, dtype=np.uint64)
+        lens = np.zeros(size, dtype=np.uint64)
+        offs[flat] = offset
+        lens[flat] = length
     try:
         failed = store.set_virtual_refs_arr(
             array,
             tuple(int(b) for b in box),
-            locations.tolist(),
-            offs,
-            lens,
+            locations,
+            np.ascontiguousarray(offs, dtype=np.uint64),
+            np.ascontiguousarray(lens, dtype=np.uint64),
             validate_containers=True,
             arr_offset=tuple(int(v) for v in lo) if ndim and lo.any() else None,
             checksum=checksum,
         )
     except Exception as e:  # icechunk raises for indices outside the grid, bad URLs...
         raise ExportError(
-            f"Icechunk rejected references: {_first_line(e)}", array=array, source=str(uris[0])
+            f"Icechunk rejected references: {_first_line(e)}",
+            array=array,
+            source=uris if isinstance(uris, str) else str(uris[0]),
         ) from e
     if failed:
         raise ExportError(
             f"{len(failed)} references match no virtual chunk container",
             array=array,
             chunk=list(failed[0]),
-            source=str(uris[0]),
+            source=uris if isinstance(uris, str) else str(uris[0]),
         )
 
 
