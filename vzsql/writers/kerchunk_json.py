@@ -6,7 +6,7 @@ with ``zarr_format=3``), chunk references as ``[url, offset, length]``, inline c
 when ASCII, else ``"base64:..."``.
 
 DuckDB builds every chunk's ``"key":value`` fragment (``queries/export/kerchunk_json_refs.sql``)
-and the fragments' Arrow string buffers are streamed straight into the file: no Python object
+and the fragments' Arrow string buffers are written straight into the file: no Python object
 per chunk. The file is written under a temporary name and renamed into place.
 """
 
@@ -30,8 +30,6 @@ from vzsql.queries import load_query
 from vzsql.sources import local_path
 from vzsql.tables import Tables
 from vzsql.writers.zarr_v2_meta import v2_documents, v3_documents
-
-BATCH_ROWS = 1 << 18
 
 
 def reference_urls(tables: Tables) -> pa.Table:
@@ -144,6 +142,10 @@ def staged_dir(dest: Path, overwrite: bool, marker: str) -> Iterator[Path]:
         raise
 
 
+class _Unresolved(Exception):
+    """A chunk fragment is null: the chunk has neither data nor a resolvable reference."""
+
+
 def _write_string_column(f: IO[bytes], col: pa.Array) -> None:
     """Write the concatenated values of a string column: its data buffer, zero copy."""
     if col.type not in (pa.string(), pa.large_string()):
@@ -151,7 +153,7 @@ def _write_string_column(f: IO[bytes], col: pa.Array) -> None:
     if len(col) == 0:
         return
     if col.null_count:
-        raise ExportError("internal: a reference fragment is null")
+        raise _Unresolved
     offsets_buf, data_buf = col.buffers()[1], col.buffers()[2]
     width = 8 if col.type == pa.large_string() else 4
     offsets = memoryview(offsets_buf).cast("q" if width == 8 else "i")
@@ -172,7 +174,6 @@ def write_kerchunk_json(
     docs = metadata_documents(tables, zarr_format)
     con = export_connection(tables)
     try:
-        check_resolvable(con, str(dest))
         with staged_file(dest, overwrite) as f:
             f.write(b'{"version":1,"refs":{')
             meta = ",\n".join(
@@ -181,11 +182,18 @@ def write_kerchunk_json(
             )
             f.write(meta.encode())
             try:
-                reader = con.sql(
+                # materialised, not streamed: DuckDB's sorted result converts to Arrow
+                # faster in one piece (the fragments are about the size of the output file)
+                frags = con.sql(
                     load_query("export/kerchunk_json_refs"), params={"v3": zarr_format == 3}
-                ).to_arrow_reader(BATCH_ROWS)
-                for batch in reader:
-                    _write_string_column(f, batch.column(0))
+                ).to_arrow_table()
+                for col in frags.column(0).chunks:
+                    _write_string_column(f, col)
+            except _Unresolved:
+                check_resolvable(con, str(dest))  # raises, naming the chunk
+                raise ExportError(
+                    "a chunk has neither data nor a reference", source=str(dest)
+                ) from None
             except Exception as e:
                 if isinstance(e, ExportError | OSError):
                     raise
