@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -201,3 +202,13 @@ def test_short_read_is_a_chunk_read_error(tmp_path: Path, days: list[Path]) -> N
     with pytest.raises(ChunkReadError, match="short read") as e:
         zarr_copy.read_ranges(path.resolve().as_uri(), np.array([size - 4]), np.array([16]))
     assert e.value.source == path.resolve().as_uri()
+
+
+def test_s3_sources_are_copied(tmp_path: Path, days: list[Path], s3: Any) -> None:
+    uri = s3.upload(days[1], f"zarr-copy/{tmp_path.name}/d1.nc")
+    m = vzsql.scan(uri, storage_options=s3.storage_options)
+    m.to_zarr(tmp_path / "copy.zarr", progress=False, storage_options=s3.storage_options)
+    with xr.open_dataset(days[1]) as ref:
+        np.testing.assert_array_equal(
+            xr.open_zarr(tmp_path / "copy.zarr").t2m.values, ref.t2m.values
+        )
