@@ -36,7 +36,7 @@ def connect(tables: Tables, *, allow_external_access: bool = False) -> duckdb.Du
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
     """Execute ``sql`` with bound ``params`` and return the result as an Arrow table."""
     try:
-        return con.execute(sql, params or {}).to_arrow_table()
+        return con.sql(sql, params=params or None).to_arrow_table()
     except duckdb.Error as e:
         raise QueryError(f"query failed: {e}") from e
 
@@ -46,6 +46,6 @@ def run_named(
 ) -> pa.Table:
     """Execute the query file ``queries/<name>.sql`` with bound ``params``."""
     try:
-        return con.execute(load_query(name), params or {}).to_arrow_table()
+        return con.sql(load_query(name), params=params or None).to_arrow_table()
     except duckdb.Error as e:
         raise QueryError(f"query {name!r} failed: {e}") from e
