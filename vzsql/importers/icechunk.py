@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.errors import SourceError
+from vzsql.icechunk_logs import quiet_icechunk_logs
 from vzsql.manifest import Manifest
 from vzsql.tables import SOURCES_SCHEMA, Tables
 
@@ -231,6 +232,8 @@ def sidecar(
 
 def _open(repo_or_path: Any) -> Any:
     import icechunk as ic
+
+    quiet_icechunk_logs()
 
     if isinstance(repo_or_path, ic.Repository):
         return repo_or_path

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.errors import ConcurrentWriteError, ExportError, VzsqlError
+from vzsql.icechunk_logs import quiet_icechunk_logs
 from vzsql.sources import local_path
 from vzsql.tables import Tables
 from vzsql.writers.icechunk_refs import (
@@ -52,6 +53,8 @@ from vzsql.zarr_meta import hierarchy
 
 if TYPE_CHECKING:
     import icechunk as ic
+
+    quiet_icechunk_logs()
 
 CHECKSUM_MODES = ("auto", "etag", "last_modified", "none")
 SIDECAR_KEY = "vzsql"
@@ -113,6 +116,8 @@ def _container(prefix: str, storage_options: dict[str, Any]) -> tuple[Any, Any]:
     """The ``VirtualChunkContainer`` and the credential that authorises reading from it."""
     import icechunk as ic
 
+    quiet_icechunk_logs()
+
     scheme = prefix.split("://", 1)[0]
     if scheme == "file":
         root = prefix[len("file://") :]
@@ -158,6 +163,8 @@ class _Target:
 def _target(target: Any) -> _Target:
     import icechunk as ic
 
+    quiet_icechunk_logs()
+
     if isinstance(target, ic.Repository):
         return _Target(target.storage, None, target)
     if isinstance(target, ic.Storage):
@@ -181,6 +188,8 @@ def open_repository(
     repository's config but not saved yet (``save_config`` after the commit).
     """
     import icechunk as ic
+
+    quiet_icechunk_logs()
 
     t = _target(target)
     created = False
@@ -235,6 +244,8 @@ def open_repo_readonly(target: Any, storage_options: dict[str, Any] | None = Non
     """
     import icechunk as ic
 
+    quiet_icechunk_logs()
+
     t = _target(target)
     config = ic.Repository.fetch_config(t.storage)
     if config is None and not ic.Repository.exists(t.storage):
@@ -252,6 +263,8 @@ def open_repo_readonly(target: Any, storage_options: dict[str, Any] | None = Non
 def commit_session(session: Any, message: str, metadata: dict[str, Any] | None = None) -> str:
     """Commit; another writer's commit to the branch becomes a ``ConcurrentWriteError``."""
     import icechunk as ic
+
+    quiet_icechunk_logs()
 
     try:
         return str(session.commit(message, metadata=metadata))
