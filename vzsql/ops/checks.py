@@ -70,6 +70,8 @@ def stat_sources(
             st = stat_source(uri, storage_options)
         except SourceError as e:
             return {"source_id": sid, "found": False, "error": e.detail}
+        except Exception as e:  # credentials, network: the source cannot be reached
+            return {"source_id": sid, "found": False, "error": f"{type(e).__name__}: {e}"}
         return {
             "source_id": sid,
             "found": True,

@@ -160,11 +160,13 @@ def inline_array(
     values: np.ndarray[Any, Any],
     *,
     attrs: dict[str, Any] | None = None,
+    plain: bool = False,
 ) -> Tables:
     """``tables`` with array ``name`` replaced by ``values`` stored as one inline chunk.
 
     The chunk is encoded with the array's own codecs when its dtype is unchanged (through
-    ``vzsql.codecs.encode``), else with the plain ``bytes`` codec.
+    ``vzsql.codecs.encode``), else (or with ``plain``) with the plain ``bytes`` codec, whose
+    chunks ``isel`` can cut by byte arithmetic.
     """
     from vzsql.codecs.encode import codecs_json, encode_chunk
 
@@ -178,6 +180,8 @@ def inline_array(
         row["codecs"] = codecs_json(PLAIN_BYTES)
         if values.dtype.kind == "f" and row.get("fill_value") not in (None, '"NaN"'):
             row["fill_value"] = json.dumps(float(json.loads(row["fill_value"])))
+    elif plain:
+        row["codecs"] = codecs_json(PLAIN_BYTES)
     else:
         codecs: list[dict[str, Any]] = (
             json.loads(row["codecs"]) if row.get("codecs") else PLAIN_BYTES

@@ -147,7 +147,7 @@ def _inline_if_cut(tables: Tables, coord: str, a: int, b: int) -> Tables:
     row = next(r for r in plan.to_pylist() if r["array"] == coord)
     if row["start_aligned"] and row["end_aligned"]:
         return tables
-    return inline_array(tables, coord, read_array(tables, coord))
+    return inline_array(tables, coord, read_array(tables, coord), plain=True)
 
 
 def _sliceable(tables: Tables, plan: pa.Table) -> pa.Table:
