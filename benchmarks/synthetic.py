@@ -58,14 +58,19 @@ def chunk_columns(n: int, **kw: Any) -> dict[str, Any]:
     y = np.tile(np.repeat(np.arange(tiles, dtype=np.int32), tiles), steps)
     x = np.tile(np.arange(tiles, dtype=np.int32), steps * tiles)
     sid = (t // spf).astype(np.int32)
+    slot = (t % spf).astype(np.int64) * per_step + y.astype(np.int64) * tiles + x
+    lengths = [_lengths(m, seed=k) for k in range(a)]
+    # offsets: each file holds every array's chunks of its steps, one after another, so a
+    # chunk's offset is the header plus the lengths of the chunks before it in its file
+    per_file = np.zeros((lay["files"], a, spf * per_step), dtype=np.int64)
+    for k in range(a):
+        per_file[sid, k, slot] = lengths[k]
+    flat = per_file.reshape(lay["files"], -1)
+    before = np.cumsum(flat, axis=1) - flat
+    del per_file, flat
     out = []
     for k in range(a):
-        length = _lengths(m, seed=k)
-        # position of a chunk inside its file: arrays one after another, steps, then tiles
-        slot = (t % spf).astype(np.int64) * per_step + y.astype(np.int64) * tiles + x
-        within = k * spf * per_step + slot
-        # offsets: header + sum of the (synthetic, constant-size) chunks before it
-        offset = HEADER + within * 16_000
+        offset = HEADER + before[sid, k * spf * per_step + slot]
         out.append(
             {
                 "array": VARS[k],
@@ -74,7 +79,7 @@ def chunk_columns(n: int, **kw: Any) -> dict[str, Any]:
                 "x": x,
                 "sid": sid,
                 "offset": offset,
-                "length": length,
+                "length": lengths[k],
             }
         )
     return {"layout": lay, "arrays": out}
@@ -133,8 +138,11 @@ def compact_chunks(cols: dict[str, Any]) -> pa.Table:
     return pa.Table.from_batches(batches)
 
 
-def synthetic_tables(n: int, **kw: Any) -> Tables:
-    """Five manifest tables (contract schema) with about ``n`` chunk references."""
+def synthetic_tables(n: int, tag: str = "a", **kw: Any) -> Tables:
+    """Five manifest tables (contract schema) with about ``n`` chunk references.
+
+    ``tag`` goes into the file names, so manifests with different tags name different files.
+    """
     cols = chunk_columns(n, **kw)
     lay = cols["layout"]
     tiles, steps, files = lay["tiles"], lay["steps"], lay["files"]
@@ -143,7 +151,9 @@ def synthetic_tables(n: int, **kw: Any) -> Tables:
     sources = pa.table(
         {
             "source_id": pa.array(fid.astype(np.int32)),
-            "uri": pa.array([f"s3://archive/reanalysis/day-{i:07d}.nc" for i in range(files)]),
+            "uri": pa.array(
+                [f"s3://archive/reanalysis/{tag}/day-{i:07d}.nc" for i in range(files)]
+            ),
             "format": pa.array(["hdf5"] * files),
             "size": pa.array(np.full(files, 2**30, dtype=np.int64)),
             "mtime": pa.array(np.full(files, 1_700_000_000 * 10**9, dtype=np.int64)),
@@ -166,7 +176,7 @@ def synthetic_tables(n: int, **kw: Any) -> Tables:
             "shape": [shape] * len(names),
             "chunk_shape": [[1, TILE, TILE]] * len(names),
             "dtype": ["float32"] * len(names),
-            "fill_value": ["NaN"] * len(names),
+            "fill_value": ['"NaN"'] * len(names),
             "codecs": [codecs] * len(names),
             "attrs": ["{}"] * len(names),
             "attr_dtypes": ["{}"] * len(names),
@@ -210,7 +220,7 @@ def virtualizarr_manifests(n: int, **kw: Any) -> dict[str, Any]:
     lay = cols["layout"]
     tiles, steps = lay["tiles"], lay["steps"]
     uris = np.array(
-        [f"s3://archive/reanalysis/day-{i:07d}.nc" for i in range(lay["files"])],
+        [f"s3://archive/reanalysis/a/day-{i:07d}.nc" for i in range(lay["files"])],
         dtype=np.dtypes.StringDType(),
     )
     out = {}
