@@ -67,7 +67,7 @@ def test_json_round_trip_values(manifest: Manifest, sample: Path, tmp_path: Path
     out = tmp_path / "refs.json"
     manifest.to_kerchunk(out)
     doc = json.loads(out.read_text())
-    assert doc["version"] == 1 and set(doc) == {"version", "refs"}
+    assert doc["version"] == 1 and set(doc) == {"version", "refs", "vzsql"}
     refs = doc["refs"]
     zarray = json.loads(refs["air/.zarray"])
     assert zarray["compressor"] == {"id": "zlib", "level": 4}

@@ -145,8 +145,11 @@ def test_v0_and_templates_and_gen(tmp_path: Path) -> None:
     assert m0.sql("SELECT count(*) FROM chunks").fetchall() == [(2,)]
     assert m1.table("sources")["uri"].to_pylist() == [src.as_uri()]
     assert m1.table("sources")["size"].to_pylist() == [1024]
+    # Zarr v2 reading rules (xarray's): .zarray's fill_value 0 is the CF _FillValue
     values = m1.to_xarray()["v"].values
-    np.testing.assert_array_equal(values, [0, 1, 5, 6, 10, 11, 10, 11])
+    np.testing.assert_array_equal(values, [np.nan, 1, 5, 6, 10, 11, 10, 11])
+    raw = m1.to_xarray(mask_and_scale=False)["v"].values
+    np.testing.assert_array_equal(raw, [0, 1, 5, 6, 10, 11, 10, 11])
 
 
 def _refs_file(tmp_path: Path, refs: dict[str, object], version: bool = True) -> Path:
@@ -202,3 +205,37 @@ def test_parquet_record_beyond_grid_is_an_error(tmp_path: Path) -> None:
     pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), out / "label" / "refs.0.parq")
     with pytest.raises(ReferenceFormatError, match="beyond the array's chunk grid"):
         vzsql.from_kerchunk(out, check_sources=False)
+
+
+def test_kerchunk_made_refs_mask_like_zarr_v2_and_vzsql_exports_keep_dtypes(
+    tmp_path: Path,
+) -> None:
+    """kerchunk moves _FillValue into .zarray: imports mask as xarray's reference reading
+    does; a vzsql export carries attribute dtypes, so packed data still decodes to float32."""
+    import netCDF4
+    import xarray as xr
+    from kerchunk.hdf import SingleHdf5ToZarr
+
+    path = tmp_path / "packed.nc"
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("x", 6)
+        v = ds.createVariable("v", "i2", ("x",), fill_value=np.int16(-1), zlib=True)
+        v.scale_factor = np.float32(0.5)
+        v[:] = np.ma.masked_array(np.arange(6), mask=[1, 0, 0, 0, 1, 0])
+    original = xr.open_dataset(path).load()
+
+    refs = tmp_path / "kerchunk.json"
+    refs.write_text(json.dumps(SingleHdf5ToZarr(str(path), inline_threshold=0).translate()))
+    via_fsspec = xr.open_dataset(
+        "reference://", engine="zarr",
+        backend_kwargs={"consolidated": False, "storage_options": {"fo": str(refs)}},
+    ).load()  # fmt: skip
+    imported = vzsql.from_kerchunk(refs).to_xarray().load()
+    np.testing.assert_array_equal(imported["v"].values, via_fsspec["v"].values)
+    np.testing.assert_array_equal(imported["v"].values, original["v"].values)
+
+    exported = tmp_path / "vzsql.json"
+    vzsql.scan(path).to_kerchunk(exported)
+    back = vzsql.from_kerchunk(exported).to_xarray().load()
+    xr.testing.assert_identical(back, original)
+    assert back["v"].dtype == original["v"].dtype == np.float32

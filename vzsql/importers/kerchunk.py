@@ -29,6 +29,7 @@ from vzsql.manifest import Manifest
 from vzsql.queries import load_query
 from vzsql.sources import local_path, normalize_uri, stat_source
 from vzsql.tables import ARRAYS_SCHEMA, GRID_SCHEMA, GROUPS_SCHEMA, SOURCES_SCHEMA, Tables
+from vzsql.writers.kerchunk_extras import EXTRAS_KEY, parse_extras
 from vzsql.writers.zarr_v2_meta import arrays_row_from_v2, arrays_row_from_v3
 
 META_KEY = re.compile(r"(^|/)(\.zarray|\.zattrs|\.zgroup|\.zmetadata|zarr\.json)$")
@@ -70,15 +71,30 @@ def read_kerchunk(
     try:
         templates: dict[str, str] = {}
         if fs.isdir(fpath):
-            meta, refs = _read_parquet(fs, fpath, text)
-            rows = _metadata(meta, text)[1]
+            meta, refs, extras = _read_parquet(fs, fpath, text)
+            rows = _metadata(meta, text, extras)[1]
         else:
-            meta, entries, templates = _read_json(con, fs, fpath, text)
-            array_keys, rows = _metadata(meta, text)
+            meta, entries, templates, extras = _read_json(con, fs, fpath, text)
+            array_keys, rows = _metadata(meta, text, extras)
             refs = _chunk_refs_from_entries(con, entries, array_keys, text)
+        _apply_attr_dtypes(rows, extras)
         return _finish(con, rows, meta, refs, templates, text, storage_options, check_sources)
+
     finally:
         con.close()
+
+
+def _apply_attr_dtypes(
+    rows: dict[str, list[dict[str, Any]]], extras: dict[str, Any] | None
+) -> None:
+    """Restore the attribute dtypes a vzsql export recorded (JSON alone loses them)."""
+    if extras is None:
+        return
+    for kind, key in (("arrays", "array"), ("groups", "group")):
+        dtypes = extras.get(f"{key}_attr_dtypes") or {}
+        for row in rows[kind]:
+            if row[key] in dtypes:
+                row["attr_dtypes"] = json.dumps(dtypes[row[key]])
 
 
 def _fs(path: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
@@ -117,8 +133,8 @@ def _doc(key: str, value: str, type_: str, source: str) -> dict[str, Any]:
 # -- JSON -------------------------------------------------------------------------------------
 def _read_json(
     con: duckdb.DuckDBPyConnection, fs: Any, fpath: str, source: str
-) -> tuple[dict[str, dict[str, Any]], pa.Table, dict[str, str]]:
-    """Metadata documents, chunk entries (key, value, type) and templates of a JSON file."""
+) -> tuple[dict[str, dict[str, Any]], pa.Table, dict[str, str], dict[str, Any] | None]:
+    """Metadata documents, chunk entries (key, value, type), templates and vzsql extras."""
     try:
         with fs.open(fpath, "rb") as f:
             raw = f.read()
@@ -129,12 +145,13 @@ def _read_json(
         head = con.execute(
             "SELECT json_valid($d) AS ok, json_type($d) AS t, json_type($d, '$.refs') AS r, "
             "json_extract($d, '$.version')::VARCHAR AS v, json_extract($d, '$.templates')::VARCHAR"
-            " AS tpl, json_extract($d, '$.gen')::VARCHAR AS gen",
+            " AS tpl, json_extract($d, '$.gen')::VARCHAR AS gen, "
+            "json_extract($d, '$.vzsql')::VARCHAR AS extras",
             {"d": doc},
         ).fetchall()[0]
     except (UnicodeDecodeError, duckdb.Error) as e:
         raise ReferenceFormatError(f"reference file is not valid JSON: {e}", source=source) from e
-    ok, top, refs_type, version, tpl, gen = head
+    ok, top, refs_type, version, tpl, gen, extras = head
     if not ok or top != "OBJECT":
         raise ReferenceFormatError("reference file is not a valid JSON object", source=source)
     if version is None:
@@ -161,7 +178,7 @@ def _read_json(
         for r in table.filter(is_meta).to_pylist()  # metadata only: a few rows per array
         if not r["key"].endswith(".zmetadata")
     }
-    return meta, table.filter(pc.invert(is_meta)), templates
+    return meta, table.filter(pc.invert(is_meta)), templates, parse_extras(extras)
 
 
 def _render(template: str, columns: dict[str, pa.Array], n: int, source: str) -> pa.Array:
@@ -247,8 +264,10 @@ def _chunk_refs_from_entries(
 
 
 # -- Parquet ----------------------------------------------------------------------------------
-def _read_parquet(fs: Any, root: str, source: str) -> tuple[dict[str, dict[str, Any]], pa.Table]:
-    """Metadata documents and chunk references of a kerchunk Parquet store."""
+def _read_parquet(
+    fs: Any, root: str, source: str
+) -> tuple[dict[str, dict[str, Any]], pa.Table, dict[str, Any] | None]:
+    """Metadata documents, chunk references and vzsql extras of a kerchunk Parquet store."""
     try:
         zmeta = json.loads(fs.cat_file(f"{root}/.zmetadata"))
         meta: dict[str, dict[str, Any]] = zmeta["metadata"]
@@ -273,9 +292,10 @@ def _read_parquet(fs: Any, root: str, source: str) -> tuple[dict[str, dict[str, 
                     f"unreadable reference file {fname}: {e}", source=source, array=array
                 ) from e
             parts.append(_records_to_refs(t, array, counts, record * record_size, nslots, source))
+    extras = parse_extras(zmeta.get(EXTRAS_KEY))
     if parts:
-        return meta, pa.concat_tables(parts)
-    return meta, _refs_schema().empty_table()
+        return meta, pa.concat_tables(parts), extras
+    return meta, _refs_schema().empty_table(), extras
 
 
 def _refs_schema() -> pa.Schema:
@@ -325,7 +345,7 @@ def _records_to_refs(
 
 # -- metadata, sources, tables ----------------------------------------------------------------
 def _metadata(
-    meta: dict[str, dict[str, Any]], source: str
+    meta: dict[str, dict[str, Any]], source: str, extras: dict[str, Any] | None
 ) -> tuple[pa.Table, dict[str, list[dict[str, Any]]]]:
     """``array_keys`` (array, v3, ndim) and the ``arrays``/``groups`` rows of the metadata."""
     arrays: list[dict[str, Any]] = []
@@ -338,7 +358,15 @@ def _metadata(
                 raise ReferenceFormatError(
                     "only '.' dimension separators are supported", source=source, array=node
                 )
-            arrays.append(arrays_row_from_v2(node, doc, meta.get(f"{node}/.zattrs"), source))
+            arrays.append(
+                arrays_row_from_v2(
+                    node,
+                    doc,
+                    meta.get(f"{node}/.zattrs"),
+                    source,
+                    fill_value_is_cf=extras is None or bool(extras.get("fill_value_is_cf")),
+                )
+            )
             keys.append({"array": node, "v3": False, "ndim": len(doc["shape"])})
         elif leaf == ".zgroup":
             attrs = meta.get(f"{node}/.zattrs" if node else ".zattrs", {})

@@ -29,6 +29,7 @@ from vzsql.errors import ExportError, QueryError
 from vzsql.queries import load_query
 from vzsql.sources import local_path
 from vzsql.tables import Tables
+from vzsql.writers.kerchunk_extras import EXTRAS_KEY, extras_of
 from vzsql.writers.zarr_v2_meta import v2_documents, v3_documents
 
 
@@ -175,7 +176,8 @@ def write_kerchunk_json(
     con = export_connection(tables)
     try:
         with staged_file(dest, overwrite) as f:
-            f.write(b'{"version":1,"refs":{')
+            extras = json.dumps({EXTRAS_KEY: extras_of(tables)}, separators=(",", ":"))
+            f.write(b'{"version":1,' + extras[1:-1].encode() + b',"refs":{')
             meta = ",\n".join(
                 f"{json.dumps(k)}:{json.dumps(json.dumps(d, separators=(',', ':')))}"
                 for k, d in docs.items()

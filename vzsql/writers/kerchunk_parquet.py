@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from vzsql.errors import ExportError
 from vzsql.tables import Tables
+from vzsql.writers.kerchunk_extras import EXTRAS_KEY, extras_of
 from vzsql.writers.kerchunk_json import (
     check_resolvable,
     export_connection,
@@ -167,7 +168,7 @@ def write_kerchunk_parquet(
                 array = key[: -len("/.zarray")]
                 chunks = query(con, "export/kerchunk_parquet_chunks", {"array": array})
                 _write_array_records(tmp, array, chunks, chunk_counts(doc), record_size)
-            meta = {"metadata": docs, "record_size": record_size}
+            meta = {"metadata": docs, "record_size": record_size, EXTRAS_KEY: extras_of(tables)}
             (tmp / ZMETADATA).write_text(json.dumps(meta, separators=(",", ":")))
     finally:
         con.close()

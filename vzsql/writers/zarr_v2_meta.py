@@ -215,9 +215,18 @@ def v3_codec(config: dict[str, Any], itemsize: int) -> dict[str, Any]:
 
 
 def arrays_row_from_v2(
-    array: str, zarray_doc: dict[str, Any], zattrs_doc: dict[str, Any] | None, source: str
+    array: str,
+    zarray_doc: dict[str, Any],
+    zattrs_doc: dict[str, Any] | None,
+    source: str,
+    *,
+    fill_value_is_cf: bool = True,
 ) -> dict[str, Any]:
-    """An ``arrays`` row (v3 dtype, fill_value, codecs) for a ``.zarray`` and its ``.zattrs``."""
+    """An ``arrays`` row (v3 dtype, fill_value, codecs) for a ``.zarray`` and its ``.zattrs``.
+
+    With ``fill_value_is_cf`` (Zarr v2 reading rules, as xarray applies them) a
+    ``fill_value`` becomes the CF ``_FillValue`` when ``.zattrs`` has none.
+    """
     try:
         shape = [int(s) for s in zarray_doc["shape"]]
         chunks = [int(c) for c in zarray_doc["chunks"]]
@@ -281,6 +290,15 @@ def arrays_row_from_v2(
     dims = attrs.pop(DIMENSION_KEY, None)
     if dims is None:
         dims = [f"phony_dim_{i}" for i in range(len(shape))]
+    attr_dtypes = None
+    fill = zarray_doc.get("fill_value")
+    if fill_value_is_cf and fill is not None and "_FillValue" not in attrs and dtype_spec != "|O":
+        # Zarr v2 readers (xarray) mask with .zarray's fill_value when .zattrs has no
+        # _FillValue; kerchunk moves netCDF's _FillValue there, so carry it back as CF
+        native = np.dtype(dtype_spec)
+        if native.kind in "biuf":
+            attrs["_FillValue"] = fill
+            attr_dtypes = json.dumps({"_FillValue": native.newbyteorder("=").str})
     return {
         "array": array,
         "dims": [str(d) for d in dims],
@@ -290,7 +308,7 @@ def arrays_row_from_v2(
         "fill_value": fill_text,
         "codecs": json.dumps(codecs, separators=(",", ":")),
         "attrs": json.dumps(attrs, ensure_ascii=False),
-        "attr_dtypes": None,
+        "attr_dtypes": attr_dtypes,
     }
 
 
