@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vzsql.errors import InconsistentConcatError
-from vzsql.ops.concat import concat, dimension_coordinate, piece_label
+from vzsql.ops.concat import (
+    concat,
+    dimension_coordinate,
+    piece_label,
+    scalar_coordinate,
+    scalar_values,
+)
 from vzsql.ops.coords import read_array
 from vzsql.ops.merge import merge
 
@@ -85,6 +91,30 @@ def combine_parts(
     return combined[0] if len(combined) == 1 else merge(combined)
 
 
+def differing_scalar_coordinates(members: list[Manifest]) -> list[str]:
+    """Root 0-d arrays whose values differ between ``members``: a new dimension to stack.
+
+    GRIB forecast runs keep their reference ``time`` as a scalar coordinate; runs of one
+    model are combined by stacking along it (ordered by value, as ``concat`` does).
+    """
+    first = members[0].tables
+    names = [
+        name
+        for name, dims in zip(
+            first.arrays["array"].to_pylist(), first.arrays["dims"].to_pylist(), strict=True
+        )
+        if not dims and "/" not in name
+    ]
+    out = []
+    for name in names:
+        if any(scalar_coordinate(m.tables, name) != name for m in members):
+            continue
+        values = scalar_values([m.tables for m in members], name)
+        if np.unique(values).size > 1:
+            out.append(name)
+    return out
+
+
 def infer_concat_dim(members: list[Manifest]) -> str:
     """The one dimension whose coordinate values differ between ``members``."""
     first = members[0].tables
@@ -106,6 +136,14 @@ def infer_concat_dim(members: list[Manifest]) -> str:
         return differing[0]
     labels = ", ".join(piece_label(m.tables) for m in members[:3])
     if not differing:
+        scalars = differing_scalar_coordinates(members)
+        if len(scalars) == 1:
+            return scalars[0]
+        if scalars:
+            raise InconsistentConcatError(
+                f"cannot combine: scalar coordinates {scalars} all differ between files; "
+                f"give concat_dim to stack along one of them ({labels})"
+            )
         raise InconsistentConcatError(
             f"cannot combine: {len(members)} files hold the same variables and identical "
             f"coordinates (the same file given twice?): {labels}",

@@ -131,6 +131,8 @@ def concat(
             source=missing[0],
         )
     if not any(has_dim):
+        if order_by_coords and coords is None:
+            parts = order_by_scalar_coordinate(parts, dim)
         return Manifest(stack(parts, dim, coords=coords))
     if len(parts) == 1:
         return Manifest(parts[0])
@@ -151,6 +153,54 @@ def dimension_coordinate(tables: Tables, dim: str) -> str | None:
         if name.split("/")[-1] == dim and list(dims or []) == [dim]:
             return name  # type: ignore[no-any-return]
     return None
+
+
+def scalar_coordinate(tables: Tables, name: str) -> str | None:
+    """The 0-d array called ``name`` (e.g. the forecast reference ``time`` of a GRIB run)."""
+    for array, dims in zip(
+        tables.arrays["array"].to_pylist(), tables.arrays["dims"].to_pylist(), strict=True
+    ):
+        if array.split("/")[-1] == name and not dims:
+            return array  # type: ignore[no-any-return]
+    return None
+
+
+def scalar_values(parts: Sequence[Tables], coord: str) -> np.ndarray[Any, Any]:
+    """One value of the 0-d array ``coord`` per piece, times in the first piece's units."""
+    values = [read_array(p, coord).reshape(1) for p in parts]
+    units = [attrs_of(array_row(p, coord)).get("units") for p in parts]
+    if all(is_time_units(u) for u in units) and len(set(units)) > 1:
+        calendar = attrs_of(array_row(parts[0], coord)).get("calendar")
+        dtype = np.dtype("float64")
+        values = [
+            reencode_times(v, str(u), calendar, str(units[0]), dtype, label=piece_label(p))
+            for v, u, p in zip(values, units, parts, strict=True)
+        ]
+    return np.concatenate([numeric_positions(v) for v in values])
+
+
+def order_by_scalar_coordinate(parts: list[Tables], dim: str) -> list[Tables]:
+    """``parts`` ordered by their 0-d coordinate ``dim`` (as stacked along new ``dim``).
+
+    Each GRIB forecast run holds its reference ``time`` as a scalar; stacking runs along
+    ``time`` puts them in time order, and two runs with the same time are refused.
+    Pieces without such a coordinate keep the order given.
+    """
+    coord = scalar_coordinate(parts[0], dim)
+    if coord is None or any(scalar_coordinate(p, dim) != coord for p in parts):
+        return parts
+    keys = scalar_values(parts, coord)
+    order = np.argsort(keys, kind="stable")
+    same = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if same.size:
+        first, second = parts[int(order[same[0]])], parts[int(order[same[0] + 1])]
+        raise InconsistentConcatError(
+            f"{dim!r} is the same in two pieces ({piece_label(first)} and "
+            f"{piece_label(second)}); cannot stack them along {dim!r}",
+            source=piece_label(second),
+            array=coord,
+        )
+    return [parts[int(i)] for i in order]
 
 
 def _time_bounds(tables: Tables, coord: str) -> list[str]:
@@ -364,7 +414,8 @@ def stack(parts: list[Tables], dim: str, *, coords: Sequence[Any] | None = None)
     """Stack ``parts`` along a new leading dimension ``dim``, in the order given.
 
     Every array is stacked except 1-D dimension coordinates, which must be equal in all
-    pieces (compared by value) and are kept once.
+    pieces (compared by value) and are kept once, and auxiliary (CF ``coordinates``)
+    arrays equal in all pieces, also kept once (see ``equal_auxiliary_coordinates``).
     """
     keep_once = {
         name
@@ -392,6 +443,7 @@ def stack(parts: list[Tables], dim: str, *, coords: Sequence[Any] | None = None)
                     source=piece_label(p),
                     array=name,
                 )
+    keep_once |= equal_auxiliary_coordinates(parts, exclude=keep_once | {dim})
     stacked = pa.table({"array": pa.array(sorted(names[0] - keep_once), pa.string())})
     refuse_same_file(pieces)
     sources, chunks = union_sources(pieces)
@@ -414,6 +466,39 @@ def stack(parts: list[Tables], dim: str, *, coords: Sequence[Any] | None = None)
             )
         tables = _add_coordinate(tables, dim, values)
     return tables
+
+
+def auxiliary_coordinates(tables: Tables) -> set[str]:
+    """Arrays named in another array's CF ``coordinates`` attribute (same group)."""
+    out: set[str] = set()
+    names = set(tables.arrays["array"].to_pylist())
+    for name, attrs in zip(
+        tables.arrays["array"].to_pylist(), tables.arrays["attrs"].to_pylist(), strict=True
+    ):
+        listed = json.loads(attrs).get("coordinates") if attrs else None
+        if not isinstance(listed, str):
+            continue
+        prefix = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+        out.update(prefix + c for c in listed.split() if prefix + c in names)
+    return out
+
+
+def equal_auxiliary_coordinates(parts: Sequence[Tables], *, exclude: set[str]) -> set[str]:
+    """Auxiliary coordinates whose values are equal in every piece: kept once when stacking.
+
+    This is ``xarray.concat``'s ``coords="different"``: a coordinate such as GRIB's
+    ``surface`` level or the 2-D latitudes of a projected grid is not stacked when no
+    piece differs (``valid_time`` of forecast runs differs, and is stacked).
+    """
+    out = set()
+    for name in sorted(auxiliary_coordinates(parts[0]) - exclude):
+        first = read_array(parts[0], name)
+        if all(
+            np.array_equal(read_array(p, name), first, equal_nan=first.dtype.kind in "fc")
+            for p in parts[1:]
+        ):
+            out.add(name)
+    return out
 
 
 def _add_coordinate(tables: Tables, dim: str, values: np.ndarray[Any, Any]) -> Tables:
