@@ -120,3 +120,8 @@ class RemoteReadError(SourceError):
 
 class SourceNotAllowedError(SourceError):
     """A manifest or reference set points at a location the user did not allow (see allowlist)."""
+
+
+class ConcatWarning(UserWarning):
+    """A concatenation went ahead but did something worth knowing (e.g. ordered pieces by an
+    auxiliary coordinate because the index coordinate repeats; kept pieces in the order given)."""

@@ -1,11 +1,14 @@
 """``check``: consistency checks of a manifest, one query each in ``queries/checks/``.
 
-Every check returns rows of the same shape: ``kind``, ``severity`` (``error`` or ``info``),
-``array``, ``chunk`` (index), ``source`` (URI or piece label) and ``detail``. Checks of
-sources compare what a stat finds now (done in Python, one stat per source, in threads)
-with what the scan recorded, in SQL. Missing chunks are listed with severity ``info``: they
-are legal (read as the fill value) but worth knowing. Disagreements between pieces about
-to be concatenated are checked by ``check_pieces`` (``concat`` refuses on them).
+Every check returns rows of the same shape: ``kind``, ``severity`` (``error``, ``warning``
+or ``info``), ``array``, ``chunk`` (index), ``source`` (URI or piece label) and ``detail``.
+Checks of sources compare what a stat finds now (done in Python, one stat per source, in
+threads) with what the scan recorded, in SQL. Missing chunks are listed with severity
+``info``: they are legal (read as the fill value) but worth knowing. Dimension coordinates
+whose values repeat are a ``warning`` (legal, but selecting labels along them is
+ambiguous): their values are decoded in Python, the duplicates found in SQL. Disagreements
+between pieces about to be concatenated are checked by ``check_pieces`` (``concat``
+refuses on them).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ TABLE_CHECKS = (
     "grid_inconsistent",
     "overlapping_ranges",
     "missing_chunks",
+    "duplicate_coordinate_values",
 )
 ALL_CHECKS = SOURCE_CHECKS + TABLE_CHECKS
 
@@ -86,10 +90,28 @@ def stat_sources(
     return pa.Table.from_pylist(rows, schema=STAT_SCHEMA)
 
 
-def run_check(m: Manifest, name: str, source_stats: pa.Table | None = None) -> pa.Table:
+COORD_SCHEMA = pa.schema(
+    [
+        pa.field("dim", pa.string()),
+        pa.field("i", pa.int64()),
+        pa.field("value", pa.float64()),
+        pa.field("label", pa.string()),
+    ]
+)
+
+
+def run_check(
+    m: Manifest,
+    name: str,
+    source_stats: pa.Table | None = None,
+    coord_values: pa.Table | None = None,
+) -> pa.Table:
     """Run one check query (``queries/checks/<name>.sql``) and return its problem rows."""
     tables = tables_of(m.tables)
     tables["source_stats"] = source_stats if source_stats is not None else STAT_SCHEMA.empty_table()
+    tables["coord_values"] = (
+        coord_values if coord_values is not None else COORD_SCHEMA.empty_table()
+    )
     return query(f"checks/{name}", tables).cast(PROBLEMS_SCHEMA)
 
 
@@ -111,7 +133,15 @@ def check(
     if unknown:
         raise KeyError(f"unknown checks {sorted(unknown)}; checks are {', '.join(ALL_CHECKS)}")
     stats = stat_sources(m.tables.sources, storage_options) if stat else None
-    results = [run_check(m, name, stats) for name in names if stat or name not in SOURCE_CHECKS]
+    coords = None
+    if "duplicate_coordinate_values" in names:
+        from vzsql.ops.stats import coordinate_values
+
+        # raw values (any calendar); without stat, only inline coordinates (no file reads)
+        coords = coordinate_values(m.tables, decode=False, inline_only=not stat)
+    results = [
+        run_check(m, name, stats, coords) for name in names if stat or name not in SOURCE_CHECKS
+    ]
     problems = pa.concat_tables(results) if results else PROBLEMS_SCHEMA.empty_table()
     if strict:
         raise_on_errors(problems)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vzsql.ops.coords import (
     array_row,
@@ -47,8 +48,19 @@ def itemsizes(tables: Tables) -> pa.Table:
     )
 
 
-def coordinate_values(tables: Tables) -> pa.Table:
-    """Values of every 1-D dimension coordinate as (dim, i, value, label); times decoded."""
+def coordinate_values(
+    tables: Tables, *, decode: bool = True, inline_only: bool = False
+) -> pa.Table:
+    """Values of every 1-D dimension coordinate as (dim, i, value, label); times decoded.
+
+    ``decode=False`` keeps raw numbers (CF times of any calendar stay comparable within
+    one array); ``inline_only`` skips coordinates with chunks in source files (no reads).
+    """
+    inline: set[str] = set()
+    if inline_only:
+        chunks = tables.chunks.select(["array", "data"])
+        virtual = set(pc.unique(chunks.filter(pc.is_null(chunks["data"]))["array"]).to_pylist())
+        inline = set(pc.unique(chunks["array"]).to_pylist()) - virtual
     dims: list[str] = []
     idx: list[int] = []
     values: list[float] = []
@@ -58,11 +70,13 @@ def coordinate_values(tables: Tables) -> pa.Table:
     ):
         if not ds or len(ds) != 1 or name.split("/")[-1] != ds[0]:
             continue
+        if inline_only and name not in inline:
+            continue
         try:
             raw = read_array(tables, name)
             attrs = attrs_of(array_row(tables, name))
             vals = raw
-            if is_time_units(attrs.get("units")):
+            if decode and is_time_units(attrs.get("units")):
                 vals = np.asarray(decode_times(raw, attrs["units"], attrs.get("calendar")))
             numeric = numeric_positions(vals) if vals.dtype.kind in "iufbM" else None
         except Exception:  # an unreadable coordinate has no gaps to report
