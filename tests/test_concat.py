@@ -169,3 +169,48 @@ def test_netcdf4_scale_factor_per_file_refused(tmp_path):
     with pytest.raises(InconsistentConcatError, match="scale_factor") as e:
         vzsql.combine(str(tmp_path / "*.nc"))
     assert "a.nc" in str(e.value) and "b.nc" in str(e.value)
+
+
+def two_shape_pieces(tmp_path, chunks_a, chunks_b, nx=3):
+    """``temp(time, x)`` in two files whose stored chunk shapes differ (same grid along x)."""
+    parts, temps = [], []
+    pieces = (("a", 0, chunks_a), ("b", chunks_a[0], chunks_b))
+    for name, t0, chunks in pieces:
+        nt = chunks[0]
+        temp = (np.arange(nt * nx, dtype="float32").reshape(nt, nx) + 100 * t0).astype("float32")
+        tables = write_piece(
+            tmp_path / f"{name}.raw",
+            {
+                "time": Var(("time",), np.arange(t0, t0 + nt, dtype="float64"), (nt,)),
+                "temp": Var(("time", "x"), temp, chunks, compress=True),
+            },
+        )
+        parts.append(vzsql.Manifest(tables))
+        temps.append(temp)
+    return parts, np.concatenate(temps)
+
+
+def test_stored_shapes_of_equal_size_are_refused_in_advance(tmp_path):
+    # [2, 6] and [3, 4] both hold 12 elements: the padded codec, which tells a chunk's stored
+    # shape from its decoded size, could not tell them apart when reading
+    from vzsql.codecs.padded import PaddedBytesCodec, PaddedChunkError
+
+    parts, _ = two_shape_pieces(tmp_path, (2, 6), (3, 4))
+    with pytest.raises(InconsistentConcatError, match=r"\[2, 6\].*\[3, 4\]") as e:
+        vzsql.concat(parts, "time")
+    assert e.value.array == "temp" and "a.raw" in str(e.value) and "b.raw" in str(e.value)
+    with pytest.raises(PaddedChunkError, match="several"):  # what a read would have hit
+        PaddedBytesCodec(chunk_shapes=[[2, 6], [3, 4]]).stored_shape(48, (2, 3), 4)
+
+
+def test_stored_shapes_of_different_sizes_concatenate(tmp_path):
+    parts, expected = two_shape_pieces(tmp_path, (2, 6), (4, 6))  # 12 and 24 elements
+    m = vzsql.concat(parts[::-1], "time")
+    np.testing.assert_array_equal(m.to_xarray()["temp"].values, expected)
+    assert m.check().num_rows == 0
+
+
+def test_different_chunk_grid_outside_the_concat_dim_is_refused(tmp_path):
+    parts, _ = two_shape_pieces(tmp_path, (2, 3), (2, 2), nx=6)  # x chunks [3, 3] vs [2, 2, 2]
+    with pytest.raises(InconsistentConcatError, match=r"chunks along x are \[2, 2, 2\]"):
+        vzsql.concat(parts, "time")

@@ -74,16 +74,12 @@ class PaddedBytesCodec(ArrayBytesCodec):
             return type(self)(endian=evolved.endian, chunk_shapes=self.chunk_shapes)
         return self
 
-    def stored_shape(
-        self, nbytes: int, requested: tuple[int, ...], itemsize: int
-    ) -> tuple[int, ...]:
-        """The stored shape of a chunk of ``nbytes`` bytes; ``requested`` fills open extents."""
-        if nbytes == math.prod(requested) * itemsize:
-            return requested
-        n_items, rem = divmod(nbytes, itemsize) if itemsize else (0, 1)
+    def candidates(self, n_items: int, ndim: int) -> set[tuple[int, ...]]:
+        """The configured stored shapes of ``ndim`` dimensions holding ``n_items`` elements
+        (an open ``null`` extent resolved to fit)."""
         found: set[tuple[int, ...]] = set()
         for shape in self.chunk_shapes:
-            if len(shape) != len(requested) or rem:
+            if len(shape) != ndim:
                 continue
             open_dims = [d for d, n in enumerate(shape) if n is None]
             known = math.prod(n for n in shape if n is not None)
@@ -97,6 +93,16 @@ class PaddedBytesCodec(ArrayBytesCodec):
                 resolved = list(shape)
                 resolved[open_dims[0]] = n_items // known
                 found.add(tuple(int(n) for n in resolved))  # type: ignore[arg-type]
+        return found
+
+    def stored_shape(
+        self, nbytes: int, requested: tuple[int, ...], itemsize: int
+    ) -> tuple[int, ...]:
+        """The stored shape of a chunk of ``nbytes`` bytes; ``requested`` fills open extents."""
+        if nbytes == math.prod(requested) * itemsize:
+            return requested
+        n_items, rem = divmod(nbytes, itemsize) if itemsize else (0, 1)
+        found = set() if rem else self.candidates(n_items, len(requested))
         if len(found) != 1:
             raise PaddedChunkError(
                 f"a chunk of {nbytes} bytes matches {'no' if not found else 'several'} stored "
@@ -161,6 +167,27 @@ def padded_codecs(
             out.append({"name": CODEC_NAME, "configuration": new_config})
         else:
             out.append(codec)
+    return out
+
+
+def ambiguous_shapes(
+    chunk_shapes: list[list[int | None]],
+) -> list[tuple[list[int], list[list[int]]]]:
+    """Stored shapes the codec could not tell apart by byte count: (shape, all it matches).
+
+    Each fixed shape is a chunk the codec may have to identify from its decoded size (when
+    its slot is smaller); it is ambiguous when another configured shape (fixed with the same
+    element count, or open and resolving to a different shape) matches that size too.
+    """
+    codec = PaddedBytesCodec(chunk_shapes=chunk_shapes)
+    out = []
+    for shape in codec.chunk_shapes:
+        if any(n is None for n in shape):
+            continue
+        n_items = math.prod(n for n in shape if n is not None)
+        found = codec.candidates(n_items, len(shape)) if n_items else set()
+        if len(found) > 1:
+            out.append(([int(n) for n in shape if n is not None], sorted(list(f) for f in found)))
     return out
 
 

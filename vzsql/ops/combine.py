@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vzsql.errors import InconsistentConcatError
+from vzsql.errors import InconsistentConcatError, VzsqlError
 from vzsql.ops.concat import (
     concat,
     dimension_coordinate,
@@ -115,6 +115,25 @@ def differing_scalar_coordinates(members: list[Manifest]) -> list[str]:
     return out
 
 
+def differing_auxiliary_coordinate(
+    members: list[Manifest], dims: list[str]
+) -> tuple[str, str] | None:
+    """(dim, array): a 1-D auxiliary coordinate along ``dim`` whose values differ between
+    ``members`` (NEMO's ``time_centered`` along ``time_counter``), for a helpful refusal."""
+    from vzsql.ops.ordering import auxiliary_coordinates
+
+    first = members[0].tables
+    for dim in dims:
+        for aux in auxiliary_coordinates(first, dim, dimension_coordinate(first, dim)):
+            try:
+                ref = read_array(first, aux)
+                if any(not np.array_equal(read_array(m.tables, aux), ref) for m in members[1:]):
+                    return dim, aux
+            except VzsqlError:  # absent or unreadable in a piece: no hint from it
+                continue
+    return None
+
+
 def infer_concat_dim(members: list[Manifest]) -> str:
     """The one dimension whose coordinate values differ between ``members``."""
     first = members[0].tables
@@ -143,6 +162,16 @@ def infer_concat_dim(members: list[Manifest]) -> str:
             raise InconsistentConcatError(
                 f"cannot combine: scalar coordinates {scalars} all differ between files; "
                 f"give concat_dim to stack along one of them ({labels})"
+            )
+        hint = differing_auxiliary_coordinate(members, dims)
+        if hint is not None:
+            dim, aux = hint
+            raise InconsistentConcatError(
+                f"cannot combine by coordinates: the index coordinate of {dim!r} is the same in "
+                f"every file, but the auxiliary coordinate {aux!r} along it differs; pass "
+                f"concat_dim={dim!r} to concatenate along {dim!r} ordered by {aux!r} "
+                f"({labels})",
+                source=piece_label(members[1].tables),
             )
         raise InconsistentConcatError(
             f"cannot combine: {len(members)} files hold the same variables and identical "

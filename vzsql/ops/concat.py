@@ -1,13 +1,16 @@
 """``concat``: join manifests along an existing dimension, or stack them along a new one.
 
 Along an existing dimension the pieces are first put in the order of their coordinate
-values (not file names); duplicated or overlapping values, gaps and files given twice are
-errors. Then it is SQL (``queries/concat_*.sql``): a window over the pieces' extents gives
-each piece its chunk and element offset, grid rows and chunk indices are shifted by it, and
-sources are unioned and renumbered. Pieces must agree on dtype, codecs, fill value, dims
+values, never of file names (``vzsql.ops.ordering``: the index coordinate, else an
+auxiliary coordinate along the dimension when the index repeats in every file, as NEMO's
+``time_counter`` does); overlapping values, gaps and files given twice are errors. Then
+it is SQL (``queries/concat_*.sql``): a window over the pieces' extents gives each piece
+its chunk and element offset, grid rows and chunk indices are shifted by it, and sources
+are unioned and renumbered. Pieces must agree on dtype, codecs, fill value, dims
 and CF packing (``queries/checks/piece_disagreement.sql``); the one disagreement that is
-repaired instead of refused is time ``units`` of the coordinate (and its bounds), which are
-re-encoded to common units. The coordinate along the dimension becomes one inline array.
+repaired instead of refused is time ``units`` of the coordinates along the dimension (and
+their bounds), which are re-encoded to common units. The coordinate along the dimension
+(and the auxiliary one that ordered the pieces) becomes one inline array.
 Slots shorter than stored chunks (padded HDF5 edge chunks now in the middle) switch the
 array to the ``vzsql.padded_bytes`` codec, which trims each chunk to its slot.
 """
@@ -15,6 +18,7 @@ array to the ``vzsql.padded_bytes`` codec, which trims each chunk to its slot.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +37,7 @@ from vzsql.ops.coords import (
     read_array,
     reencode_times,
 )
+from vzsql.ops.ordering import CoordValues, choose_order, coordinate_values, emit, piece_label
 from vzsql.ops.relations import conform_all, query, stack_pieces, union_sources
 from vzsql.tables import Tables
 
@@ -40,16 +45,13 @@ if TYPE_CHECKING:
     from vzsql.manifest import Manifest
 
 # disagreements repaired by rebuilding an array from decoded values (coordinate, bounds)
-_REBUILT_KINDS = {"disagree_dtype", "disagree_codecs", "disagree_fill_value"}
+_REBUILT_KINDS = {
+    "disagree_dtype",
+    "disagree_codecs",
+    "disagree_fill_value",
+    "disagree_chunk_grid",
+}
 _MAX_LISTED = 8
-
-
-def piece_label(tables: Tables) -> str:
-    """A short name for a piece in messages: its first file, and how many more."""
-    uris = tables.sources["uri"].to_pylist()
-    if not uris:
-        return "(inline data)"
-    return uris[0] if len(uris) == 1 else f"{uris[0]} (+{len(uris) - 1} more files)"
 
 
 def codecs_key(codecs: str | None) -> str:
@@ -86,7 +88,17 @@ def describe_pieces(parts: Sequence[Tables]) -> dict[str, pa.Table]:
 
 def check_pieces(parts: Sequence[Tables], dim: str | None) -> pa.Table:
     """Disagreements between pieces (one row per array, piece and property); see the query."""
-    return query("checks/piece_disagreement", describe_pieces(parts), {"dim": dim})
+    return piece_problems(describe_pieces(parts), dim)
+
+
+def piece_problems(pieces: dict[str, pa.Table], dim: str | None) -> pa.Table:
+    """``checks/piece_disagreement`` rows, plus (along ``dim``) chunk grids that differ
+    outside the concatenated dimension (``checks/piece_grid_disagreement``)."""
+    problems = query("checks/piece_disagreement", pieces, {"dim": dim})
+    if dim is None:
+        return problems
+    grids = query("checks/piece_grid_disagreement", pieces, {"dim": dim})
+    return pa.concat_tables([problems, grids.cast(problems.schema)])
 
 
 def raise_problems(problems: pa.Table, what: str) -> None:
@@ -203,19 +215,6 @@ def order_by_scalar_coordinate(parts: list[Tables], dim: str) -> list[Tables]:
     return [parts[int(i)] for i in order]
 
 
-def _time_bounds(tables: Tables, coord: str) -> list[str]:
-    """Arrays holding bounds of ``coord`` (CF ``bounds`` / ``climatology``): same units."""
-    attrs = attrs_of(array_row(tables, coord))
-    names = set(tables.arrays["array"].to_pylist())
-    prefix = coord.rsplit("/", 1)[0] + "/" if "/" in coord else ""
-    out = []
-    for key in ("bounds", "climatology"):
-        target = attrs.get(key)
-        if isinstance(target, str) and prefix + target in names:
-            out.append(prefix + target)
-    return out
-
-
 def concat_existing(
     parts: list[Tables], dim: str, *, order_by_coords: bool = True, allow_gaps: bool = False
 ) -> Tables:
@@ -224,30 +223,35 @@ def concat_existing(
     coord = dimension_coordinate(parts[0], dim)
     if coord is not None and any(dimension_coordinate(p, dim) != coord for p in parts):
         coord = None
+    index = coordinate_values(parts, coord) if coord is not None else None
+    ordered_by: CoordValues | None = None
+    if order_by_coords:
+        plan = choose_order(parts, dim, index, allow_gaps=allow_gaps)
+        emit(plan)
+        parts = [parts[i] for i in plan.order]
+        index = index.reordered(plan.order) if index is not None else None
+        ordered_by = plan.key if plan.key is not None and plan.key.name != coord else None
+    # coordinates along dim become inline arrays (in common time units, with their bounds)
     rebuilt: dict[str, np.ndarray[Any, Any]] = {}
     rebuilt_attrs: dict[str, dict[str, Any]] = {}
-    if coord is not None:
-        values, target_units, bounds = _coordinate_values(parts, coord)
-        if order_by_coords:
-            order = _order_pieces(parts, values, allow_gaps=allow_gaps, dim=dim)
-            parts = [parts[i] for i in order]
-            values = [values[i] for i in order]
-            bounds = {k: [v[i] for i in order] for k, v in bounds.items()}
-        rebuilt[coord] = np.concatenate(values)
-        attrs = attrs_of(array_row(parts[0], coord))
-        if target_units is not None:
-            attrs["units"] = target_units
-        rebuilt_attrs[coord] = attrs
-        for name, pieces_values in bounds.items():
+    units_repaired: set[str] = set()
+    for cv in (c for c in (index, ordered_by) if c is not None):
+        rebuilt[cv.name] = np.concatenate(cv.values)
+        attrs = attrs_of(array_row(parts[0], cv.name))
+        if cv.target_units is not None:
+            attrs["units"] = cv.target_units
+            units_repaired.add(cv.name)
+        rebuilt_attrs[cv.name] = attrs
+        for name, pieces_values in cv.bounds.items():
             axis = list(array_row(parts[0], name)["dims"]).index(dim)
             rebuilt[name] = np.concatenate(pieces_values, axis=axis)
             b_attrs = attrs_of(array_row(parts[0], name))
-            if "units" in b_attrs and target_units is not None:
-                b_attrs["units"] = target_units
+            if "units" in b_attrs:
+                b_attrs["units"] = cv.target_units
             rebuilt_attrs[name] = b_attrs
+            units_repaired.add(name)
     pieces = describe_pieces(parts)
-    problems = query("checks/piece_disagreement", pieces, {"dim": dim})
-    problems = _drop_repaired(problems, rebuilt, time_units_repaired=coord is not None)
+    problems = _drop_repaired(piece_problems(pieces, dim), rebuilt, units_repaired)
     raise_problems(problems, f"concatenate along {dim!r}")
     sources, chunks = union_sources(pieces)
     pieces["piece_chunks"] = chunks
@@ -261,7 +265,7 @@ def concat_existing(
         "groups": parts[0].groups,
     }
     tables = conform_all(out)
-    tables = apply_padding(tables, pieces)
+    tables = apply_padding(tables, pieces, rebuilt=set(rebuilt))
     for name, vals in rebuilt.items():
         tables = inline_array(tables, name, vals, attrs=rebuilt_attrs[name])
     return tables
@@ -278,108 +282,33 @@ def refuse_same_file(pieces: dict[str, pa.Table]) -> None:
 
 
 def _drop_repaired(
-    problems: pa.Table, rebuilt: dict[str, Any], *, time_units_repaired: bool
+    problems: pa.Table, rebuilt: dict[str, Any], units_repaired: set[str]
 ) -> pa.Table:
-    """Problems minus those fixed by rebuilding arrays from decoded (and re-encoded) values."""
+    """Problems minus those fixed by rebuilding arrays from decoded (and re-encoded) values.
+
+    Arrays rebuilt inline no longer depend on their pieces' dtype, codecs or fill value;
+    ``units`` disagreements are repaired only for the time arrays re-encoded to common units.
+    """
     if problems.num_rows == 0 or not rebuilt:
         return problems
     in_rebuilt = pc.is_in(problems["array"], pa.array(list(rebuilt), pa.string()))
-    kinds = set(_REBUILT_KINDS) | ({"disagree_units"} if time_units_repaired else set())
-    repaired = pc.and_(in_rebuilt, pc.is_in(problems["kind"], pa.array(sorted(kinds))))
-    return problems.filter(pc.invert(repaired))
-
-
-def _coordinate_values(
-    parts: list[Tables], coord: str
-) -> tuple[list[np.ndarray[Any, Any]], str | None, dict[str, list[np.ndarray[Any, Any]]]]:
-    """Each piece's coordinate values (and bounds), time values in one set of units.
-
-    Returns the values, the common time units (None for non-time coordinates) and the
-    values of the coordinate's bounds arrays (only when their units needed converting).
-    """
-    rows = [array_row(p, coord) for p in parts]
-    attrs = [attrs_of(r) for r in rows]
-    units = [a.get("units") for a in attrs]
-    values = [read_array(p, coord) for p in parts]
-    bounds: dict[str, list[np.ndarray[Any, Any]]] = {}
-    if not all(is_time_units(u) for u in units):
-        return values, None, bounds
-    calendars = {str(a.get("calendar", "standard")).lower() for a in attrs}
-    calendars = {"standard" if c == "gregorian" else c for c in calendars}
-    if len(calendars) > 1:
-        raise InconsistentConcatError(
-            f"time coordinate {coord!r} uses different calendars {sorted(calendars)} across "
-            f"files ({piece_label(parts[0])} ...)",
-            array=coord,
-        )
-    calendar = attrs[0].get("calendar")
-    # order on instants: convert everything to the first piece's units first
-    ref = str(units[0])
-    dtype = np.result_type(*[v.dtype for v in values])
-    converted = [
-        reencode_times(v, str(u), calendar, ref, dtype, label=piece_label(p))
-        for v, u, p in zip(values, units, parts, strict=True)
-    ]
-    if len(set(units)) > 1:
-        # the earliest piece's units are the natural choice for the combined coordinate
-        starts = [float(np.min(c)) if c.size else np.inf for c in converted]
-        target = str(units[int(np.argmin(starts))])
-        converted = [
-            reencode_times(v, str(u), calendar, target, dtype, label=piece_label(p))
-            for v, u, p in zip(values, units, parts, strict=True)
-        ]
-        for name in _time_bounds(parts[0], coord):
-            bounds[name] = [
-                reencode_times(
-                    read_array(p, name), str(u), calendar, target, dtype, label=piece_label(p)
-                )
-                for p, u in zip(parts, units, strict=True)
-            ]
-        return converted, target, bounds
-    return converted, ref, bounds
-
-
-def _order_pieces(
-    parts: list[Tables], values: list[np.ndarray[Any, Any]], *, allow_gaps: bool, dim: str
-) -> list[int]:
-    """Piece order by coordinate values; duplicates, overlaps and gaps are errors."""
-    pieces = describe_pieces(parts)
-    piece_ids = np.concatenate([np.full(v.size, i, dtype=np.int32) for i, v in enumerate(values)])
-    positions = np.concatenate([np.arange(v.size, dtype=np.int64) for v in values])
-    numeric = np.concatenate([numeric_positions(np.asarray(v)) for v in values])
-    coord_values = pa.table({"piece": piece_ids, "i": positions, "value": numeric})
-    plan = query(
-        "concat_order", {"coord_values": coord_values, "piece_labels": pieces["piece_labels"]}
+    repaired = pc.and_(in_rebuilt, pc.is_in(problems["kind"], pa.array(sorted(_REBUILT_KINDS))))
+    units = pc.and_(
+        pc.is_in(problems["array"], pa.array(sorted(units_repaired), pa.string())),
+        pc.equal(problems["kind"], "disagree_units"),
     )
-    rows = plan.to_pylist()
-    for r in rows:
-        if r["duplicates"]:
-            raise InconsistentConcatError(
-                f"{r['duplicates']} duplicated {dim!r} value(s) inside the file", source=r["label"]
-            )
-        if r["not_increasing"]:
-            raise InconsistentConcatError(f"{dim!r} values are not increasing", source=r["label"])
-        if r["overlaps_previous"]:
-            raise InconsistentConcatError(
-                f"{dim!r} values {r['lo']}..{r['hi']} overlap or repeat those of {r['prev_label']}",
-                source=r["label"],
-            )
-        if r["gap_before"] and not allow_gaps:
-            raise InconsistentConcatError(
-                f"gap in {dim!r} before this file: a jump of {r['jump']} after {r['prev_label']} "
-                f"where steps are {r['typical_step']} (pass allow_gaps=True to accept)",
-                source=r["label"],
-            )
-    missing = [r for r in rows if r["n"] == 0]
-    if missing:  # pragma: no cover - a piece without values has no row at all
-        raise InconsistentConcatError("empty coordinate", source=missing[0]["label"])
-    order = [int(r["piece"]) for r in rows]
-    empty = [i for i, v in enumerate(values) if v.size == 0]
-    return order + empty
+    return problems.filter(pc.invert(pc.or_(repaired, units)))
 
 
-def apply_padding(tables: Tables, pieces: dict[str, pa.Table]) -> Tables:
-    """Switch arrays whose slots differ from stored chunks to the trimming codec."""
+def apply_padding(
+    tables: Tables, pieces: dict[str, pa.Table], *, rebuilt: set[str] | None = None
+) -> Tables:
+    """Switch arrays whose slots differ from stored chunks to the trimming codec.
+
+    The codec tells a chunk's stored shape from its decoded byte count, so stored shapes
+    it could not tell apart (same element count) are refused here, before any read
+    (``refuse_ambiguous_shapes``). ``rebuilt`` arrays are re-inlined later: not checked.
+    """
     needed = query(
         "padding_needed",
         {"piece_arrays": pieces["piece_arrays"], "grid": tables.grid, "arrays": tables.arrays},
@@ -399,6 +328,9 @@ def apply_padding(tables: Tables, pieces: dict[str, pa.Table]) -> Tables:
                 shapes.setdefault(name, []).extend(s for s in extra if s not in shapes[name])
     if not shapes:
         return tables
+    refuse_ambiguous_shapes(
+        {k: v for k, v in shapes.items() if k not in (rebuilt or set())}, pieces
+    )
     from vzsql.codecs.encode import codecs_json
 
     rows = tables.arrays.to_pylist()
@@ -408,6 +340,42 @@ def apply_padding(tables: Tables, pieces: dict[str, pa.Table]) -> Tables:
                 padded_codecs(json.loads(row["codecs"]), shapes[row["array"]])
             )
     return tables.with_tables(arrays=pa.Table.from_pylist(rows, schema=tables.arrays.schema))
+
+
+def refuse_ambiguous_shapes(
+    shapes: dict[str, list[list[int | None]]], pieces: dict[str, pa.Table]
+) -> None:
+    """Raise ``InconsistentConcatError`` if an array's stored chunk shapes collide in size.
+
+    The message names the array, the colliding shapes and a file storing each of them.
+    """
+    from vzsql.codecs.padded import ambiguous_shapes
+
+    arrays = pieces["piece_arrays"]
+    for name in sorted(shapes):
+        clashes = ambiguous_shapes(shapes[name])
+        if not clashes:
+            continue
+        shape, matches = clashes[0]
+        where = {
+            json.dumps(cs): label
+            for n, cs, label in zip(
+                arrays["array"].to_pylist(),
+                arrays["chunk_shape"].to_pylist(),
+                arrays["label"].to_pylist(),
+                strict=True,
+            )
+            if n == name
+        }
+        files = "; ".join(f"{m} in {where.get(json.dumps(m), '(a subset)')}" for m in matches)
+        raise InconsistentConcatError(
+            f"stored chunk shapes {matches} hold the same number of elements ({math.prod(shape)}),"
+            " so a chunk's shape could not be told from its size when reading (the "
+            f"vzsql.padded_bytes codec infers it that way): {files}. Rechunk one of the "
+            "series, or concatenate pieces with the same chunk shape",
+            source=where.get(json.dumps(shape)),
+            array=name,
+        )
 
 
 def stack(parts: list[Tables], dim: str, *, coords: Sequence[Any] | None = None) -> Tables:

@@ -70,6 +70,12 @@ def label_positions(tables: Tables, dim: str, lo: Any, hi: Any) -> slice:
         conv = _as_time_label(values)
     else:
         conv = _as_plain_label
+    if values.size > 1 and np.any(values[1:] == values[:-1]):
+        raise VzsqlError(
+            f"coordinate {coord!r} repeats values (a duplicated index, reported by check()); "
+            "cannot select by label: select by position with isel",
+            array=coord,
+        )
     if values.size > 1 and not np.all(values[1:] > values[:-1]):
         raise VzsqlError(
             f"coordinate {coord!r} is not increasing; cannot select by label", array=coord
@@ -119,10 +125,10 @@ def isel_tables(tables: Tables, dim: str, sl: slice) -> Tables:
     a, b, _ = sl.indices(extents.pop())
     if b <= a:
         raise VzsqlError(f"isel({dim}={sl!r}) selects nothing")
-    # a small coordinate the selection cuts is rewritten inline first (decoded, then sliced)
-    coord = dimension_coordinate(tables, dim)
-    if coord is not None:
-        tables = _inline_if_cut(tables, coord, a, b)
+    # small arrays the selection cuts (the coordinate, and arrays held inline such as the
+    # auxiliary coordinates concat rebuilt) are rewritten as plain bytes first, then sliced
+    for name in _small_along(tables, dim):
+        tables = _inline_if_cut(tables, name, a, b)
     arrays = tables.arrays.append_column("pos", pa.array(range(tables.arrays.num_rows), pa.int64()))
     base = {"arrays": arrays, "grid": tables.grid, "chunks": tables.chunks}
     params = {"dim": dim, "a": a, "b": b}
@@ -136,6 +142,24 @@ def isel_tables(tables: Tables, dim: str, sl: slice) -> Tables:
     chunks = query("subset_chunks", inputs, ab)
     out = tables.with_tables(arrays=new_arrays, grid=grid, chunks=chunks)
     return _pad_narrowed(out, plan, sliceable, a, b)
+
+
+def _small_along(tables: Tables, dim: str) -> list[str]:
+    """The coordinate of ``dim`` and the arrays along ``dim`` whose chunks are all inline."""
+    import pyarrow.compute as pc
+
+    coord = dimension_coordinate(tables, dim)
+    chunks = tables.chunks.select(["array", "data"])
+    virtual = set(pc.unique(chunks.filter(pc.is_null(chunks["data"]))["array"]).to_pylist())
+    inline = set(pc.unique(chunks["array"]).to_pylist()) - virtual
+    along = [
+        name
+        for name, dims in zip(
+            tables.arrays["array"].to_pylist(), tables.arrays["dims"].to_pylist(), strict=True
+        )
+        if dims and dim in dims and (name == coord or name in inline)
+    ]
+    return sorted(along)
 
 
 def _inline_if_cut(tables: Tables, coord: str, a: int, b: int) -> Tables:
