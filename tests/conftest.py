@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# h5py (with hdf5plugin's filters) must load its libhdf5 before netCDF4 loads its own copy:
+# the other way round, hdf5plugin's blosc filter fails in h5py ("error during user callback")
+import hdf5plugin  # noqa: F401  isort: skip
+import h5py  # noqa: F401  isort: skip
 import zarr
 
 # vzsql serves variable-length chunk grids as Zarr's rectilinear grid
