@@ -11,7 +11,7 @@ from collections.abc import Callable
 from importlib import import_module
 from typing import Any, Protocol
 
-from vzsql.errors import SourceError, UnsupportedFormatError
+from vzsql.errors import RemoteReadError, SourceError, UnsupportedFormatError
 from vzsql.sources import local_path, open_source
 from vzsql.tables import Tables
 
@@ -75,8 +75,8 @@ def detect_format(uri: str, storage_options: dict[str, Any] | None = None) -> st
     try:
         with open_source(uri, storage_options) as f:
             head = f.read(4104)
-    except SourceError:
-        if path is not None:
+    except SourceError as e:
+        if path is not None or isinstance(e, RemoteReadError):  # reads failed: not a folder
             raise
         names = _remote_listing(uri, storage_options)  # an object-store prefix, not an object
         if names is None:
