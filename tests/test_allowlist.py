@@ -57,7 +57,7 @@ def _evil_manifest(good: Path, secret: Path, folder: Path) -> Path:
     return folder
 
 
-def test_disk_manifest_reads_only_allowed(monthly_archive, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_disk_manifest_strict_allow_list(monthly_archive, tmp_path, monkeypatch) -> None:  # noqa: F811
     monkeypatch.delenv("VZSQL_ALLOW", raising=False)
     secret_dir = tmp_path / "home" / "private"
     secret_dir.mkdir(parents=True)
@@ -65,10 +65,15 @@ def test_disk_manifest_reads_only_allowed(monthly_archive, tmp_path, monkeypatch
     shutil.copy(monthly_archive[0], secret)  # stands in for any file the user did not share
     folder = _evil_manifest(monthly_archive[0], secret, tmp_path / "downloads" / "evil.vzm")
 
-    m = vzsql.open_manifest(folder)
+    # strict mode: with an allow-list (or VZSQL_ALLOW) only its prefixes may be read
+    m = vzsql.open_manifest(folder, allow=[tmp_path / "downloads" / "data"])
     with pytest.raises(SourceNotAllowedError, match="not allowed") as err:
         m.to_xarray()["air"].load()
     assert secret.as_uri() in str(err.value) and "VZSQL_ALLOW" in str(err.value)
+    monkeypatch.setenv("VZSQL_ALLOW", "s3://elsewhere/")
+    with pytest.raises(SourceNotAllowedError, match="not allowed"):
+        vzsql.open_manifest(folder).to_xarray()["air"].load()
+    monkeypatch.delenv("VZSQL_ALLOW")
 
     expected = xr.open_dataset(monthly_archive[0]).load()
     for allowed in (
@@ -114,15 +119,50 @@ def test_scanned_manifest_reads_only_what_it_scanned(monthly_archive, tmp_path) 
     assert not m.allow.allows(monthly_archive[1].as_uri())
 
 
-def test_imported_references_to_local_files_are_refused(tmp_path, monkeypatch) -> None:
+def test_imported_references_to_local_files_must_be_data_files(
+    monthly_archive,
+    tmp_path,
+    monkeypatch,  # noqa: F811
+) -> None:
     monkeypatch.delenv("VZSQL_ALLOW", raising=False)
-    check_imported_sources(["s3://bucket/a.nc", "https://host/b.nc"])
-    local = (tmp_path / "x.nc").as_uri()
-    with pytest.raises(SourceNotAllowedError, match="local file"):
-        check_imported_sources(["s3://bucket/a.nc", local])
-    check_imported_sources([local], allow=[tmp_path])
+    refs = tmp_path / "refs" / "refs.json"
+    check_imported_sources(["s3://bucket/a.nc", "https://host/b.nc"], reference=refs)
+    secret = tmp_path / "id_rsa"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----")
+    with pytest.raises(SourceNotAllowedError, match="not allowed"):
+        check_imported_sources(["s3://bucket/a.nc", secret.as_uri()], reference=refs)
+    # a real netCDF file elsewhere is a data file: allowed by default
+    check_imported_sources([monthly_archive[0].as_uri()], reference=refs)
+    # a file next to the reference set is allowed whatever it holds
+    (tmp_path / "refs").mkdir()
+    beside = tmp_path / "refs" / "raw.bin"
+    beside.write_bytes(b"raw external data")
+    check_imported_sources([beside.as_uri()], reference=refs)
+    # an explicit allow-list is strict: only its prefixes and the reference's folder
+    with pytest.raises(SourceNotAllowedError):
+        check_imported_sources(
+            [monthly_archive[0].as_uri()], allow=[tmp_path / "other"], reference=refs
+        )
+    check_imported_sources([secret.as_uri()], allow=[tmp_path], reference=refs)
     with pytest.raises(SourceNotAllowedError, match="scheme"):
-        check_imported_sources(["gopher://x/y"])
+        check_imported_sources(["gopher://x/y"], reference=refs)
+
+
+def test_opened_manifest_refuses_a_recorded_secret(monthly_archive, tmp_path, monkeypatch) -> None:  # noqa: F811
+    """A crafted manifest listing a non-data local file cannot make vzsql serve its bytes."""
+    monkeypatch.delenv("VZSQL_ALLOW", raising=False)
+    secret = tmp_path / "secret" / "id_rsa"
+    secret.parent.mkdir()
+    secret.write_bytes(b"\x00" * 100_000)
+    m = vzsql.scan(monthly_archive[0])
+    sources = m.table("sources").set_column(1, "uri", pa.array([secret.as_uri()]))
+    vzsql.Manifest(m.tables.with_tables(sources=sources)).save(tmp_path / "m" / "evil.vzm")
+    opened = vzsql.open_manifest(tmp_path / "m" / "evil.vzm")
+    with pytest.raises(SourceNotAllowedError):
+        opened.to_xarray()["air"].load()
+    # the same manifest pointing at the real file (outside its folder) opens by default
+    vzsql.scan(monthly_archive[0]).save(tmp_path / "m" / "good.vzm")
+    vzsql.open_manifest(tmp_path / "m" / "good.vzm").to_xarray()["air"].load()
 
 
 @pytest.mark.parametrize(

@@ -10,14 +10,18 @@ of (URL, offset, length) triples; reading it must not let its author make vzsql 
    must be absolute and on this host. Anything else is a ``SourceNotAllowedError``.
 2. **Prefixes** (``AllowList``), where a manifest has one:
    - a manifest made by ``vzsql.scan`` may read exactly the files it scanned;
-   - a manifest opened from disk (``open_manifest(path, allow=...)``) may read the
-     prefixes passed as ``allow``, those in the environment variable ``VZSQL_ALLOW``
-     (comma-separated; ``*`` allows everything), and local files inside the folder that
-     holds the manifest (a manifest shipped next to its data). ``allow="recorded"``
-     confirms every source the manifest records. Any other source is refused when read,
-     with a message naming it and saying how to allow it;
-   - references imported from kerchunk files (``check_imported_sources``) may not point
-     at local files unless a prefix given by the user covers them.
+   - a manifest opened from disk (``open_manifest(path)``, ``engine="vzsql"``) by default
+     may read the sources it records (the issue's "default: the prefixes of the scanned
+     sources"), with one guard for local files: a recorded local file outside the folder
+     holding the manifest must *look like a data file* (HDF5/netCDF/GRIB signature), so a
+     crafted manifest cannot serve ``~/.ssh/id_rsa`` as chunk bytes. HDF5 external raw
+     files outside that folder need an explicit ``allow``;
+   - with ``allow=[prefixes]`` or the environment variable ``VZSQL_ALLOW``
+     (comma-separated; ``*`` allows everything) the list is strict: only those prefixes
+     and the manifest's folder; ``allow="recorded"`` confirms every recorded source;
+   - references imported from kerchunk files or Icechunk repositories
+     (``for_imported_sources``) follow the same default rule, with the folder holding the
+     reference file in place of the manifest's folder.
 3. Manifests built in the program from tables (``Manifest(tables)``) carry no list: the
    program made them, only the URL rules (and ``VZSQL_ALLOW`` when set) apply.
 
@@ -101,6 +105,8 @@ class AllowList:
 
     prefixes: tuple[str, ...]
     origin: str = "user"
+    # recorded local files not under a prefix, allowed if they look like data files
+    data_files: frozenset[str] = frozenset()
     _seen: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -115,7 +121,9 @@ class AllowList:
     def allows(self, uri: str) -> bool:
         ok = self._seen.get(uri)
         if ok is None:
-            ok = any(_covers(p, uri) for p in self.prefixes)
+            ok = any(_covers(p, uri) for p in self.prefixes) or (
+                uri in self.data_files and looks_like_data_file(uri)
+            )
             if len(self._seen) < 100_000:
                 self._seen[uri] = ok
         return ok
@@ -149,6 +157,46 @@ def check_read(allow: AllowList | None, uri: str) -> None:
         )
 
 
+def looks_like_data_file(uri: str) -> bool:
+    """True when the local file at ``uri`` starts like a format vzsql scans."""
+    from vzsql.errors import VzsqlError
+    from vzsql.scanners import sniff_format
+    from vzsql.sources import local_path
+
+    path = local_path(uri)
+    if path is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4104)
+        return sniff_format(head, uri) in ("hdf5", "netcdf3", "grib")
+    except (OSError, VzsqlError):
+        return False
+
+
+def _user_prefixes(
+    allow: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
+) -> list[str]:
+    if allow is None:
+        given: list[str | os.PathLike[str]] = []
+    elif isinstance(allow, str | os.PathLike):
+        given = [allow]
+    else:
+        given = list(allow)
+    return [normalize_prefix(p) for p in given] + list(env_prefixes())
+
+
+def _default_list(folder: Path, uris: Sequence[str], what: str) -> AllowList:
+    """Recorded remote sources, the folder, and recorded local files that look like data."""
+    remote = [u for u in uris if urlparse(u).scheme.lower() != "file"]
+    local = frozenset(u for u in uris if urlparse(u).scheme.lower() == "file")
+    return AllowList(
+        (*remote, folder.as_uri() + "/"),
+        origin=f"the sources {what} records (local ones outside {folder} must be data files)",
+        data_files=local,
+    )
+
+
 def for_opened_manifest(
     path: str | os.PathLike[str],
     allow: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
@@ -156,29 +204,46 @@ def for_opened_manifest(
 ) -> AllowList:
     """The allow-list of a manifest opened from ``path`` (see rule 2 of the module doc)."""
     where = Path(path).resolve()
+    uris = sources["uri"].to_pylist()
     if allow == "recorded":
         return AllowList.of_sources(sources, origin=f"confirmation of the sources of {where}")
-    given: list[str | os.PathLike[str]]
-    if allow is None:
-        given = []
-    elif isinstance(allow, str | os.PathLike):
-        given = [allow]
-    else:
-        given = list(allow)
-    prefixes = [normalize_prefix(p) for p in given]
-    prefixes += env_prefixes()
+    prefixes = _user_prefixes(allow)
+    if not prefixes:
+        return _default_list(where.parent, uris, where.name)
     prefixes.append(where.parent.as_uri() + "/")
     return AllowList(tuple(prefixes), origin=f"allow=, {ENV_VAR} and the folder of {where.name}")
 
 
-def check_imported_sources(
-    uris: Iterable[str], allow: Sequence[str | os.PathLike[str]] | None = None
-) -> None:
-    """Refuse imported references (kerchunk) with bad URLs or unconfirmed local paths."""
-    user = tuple(normalize_prefix(p) for p in (allow or ())) + env_prefixes()
+def for_imported_sources(
+    reference: str | os.PathLike[str],
+    uris: Sequence[str],
+    allow: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+) -> AllowList:
+    """The allow-list of references imported from ``reference`` (kerchunk, Icechunk).
+
+    Every URL must pass the URL rules now; with no ``allow``/``VZSQL_ALLOW`` the default
+    rule of opened manifests applies, else the given prefixes (and the reference's folder).
+    """
     for uri in uris:
         check_url(uri)
-        if urlparse(uri).scheme == "file" and not any(_covers(p, uri) for p in user):
-            raise SourceNotAllowedError(
-                f"imported references point at a local file; {HINT}", source=uri
-            )
+    text = os.fspath(reference)
+    local = urlparse(text).scheme in ("", "file")
+    folder = Path(text).resolve().parent if local else Path("/nonexistent-remote-reference")
+    prefixes = _user_prefixes(allow)
+    if not prefixes:
+        return _default_list(folder, uris, Path(text).name)
+    if local:
+        prefixes.append(folder.as_uri() + "/")
+    return AllowList(tuple(prefixes), origin=f"allow=, {ENV_VAR} and the folder of {text}")
+
+
+def check_imported_sources(
+    uris: Sequence[str],
+    allow: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    reference: str | os.PathLike[str] = "/nonexistent-reference",
+) -> AllowList:
+    """Check every imported URL now (not only when read); return the import's allow-list."""
+    policy = for_imported_sources(reference, uris, allow)
+    for uri in uris:
+        policy.check(uri)
+    return policy

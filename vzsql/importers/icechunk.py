@@ -258,8 +258,12 @@ def from_icechunk(
     *,
     tag: str | None = None,
     snapshot_id: str | None = None,
+    allow: Any = None,
 ) -> Manifest:
-    """The references of an Icechunk snapshot (branch tip, tag or snapshot id) as a Manifest."""
+    """The references of an Icechunk snapshot (branch tip, tag or snapshot id) as a Manifest.
+
+    Which referenced locations may be read follows ``vzsql.allowlist`` (``allow=`` prefixes).
+    """
     if tag is not None or snapshot_id is not None:
         branch = None
     repo = _open(repo_or_path)
@@ -272,7 +276,15 @@ def from_icechunk(
     store = session.store
     extra = sidecar(repo, branch=branch, tag=tag, snapshot_id=snapshot_id)
     docs = read_documents(store)
-    return Manifest(tables_from(store, docs, extra))
+    tables = tables_from(store, docs, extra)
+    from vzsql.allowlist import check_imported_sources
+
+    m = Manifest(tables)
+    where = repo_or_path if isinstance(repo_or_path, str | os.PathLike) else "/nonexistent-repo"
+    m.allow = check_imported_sources(
+        tables.sources["uri"].to_pylist(), allow, reference=os.path.join(where, "repo")
+    )
+    return m
 
 
 def tables_from(store: Any, docs: dict[str, dict[str, Any]], extra: dict[str, Any]) -> Tables:

@@ -46,15 +46,20 @@ def from_kerchunk(
     *,
     storage_options: dict[str, Any] | None = None,
     check_sources: bool = True,
+    allow: Any = None,
 ) -> Manifest:
     """A Manifest of a kerchunk reference set: a JSON file (v0 or v1) or a Parquet store.
 
     With ``check_sources`` every referenced file that can be reached is stat'ed: its size,
-    mtime and etag go into ``sources`` and references past its end are an error.
+    mtime and etag go into ``sources`` and references past its end are an error. Which
+    referenced locations may be read follows ``vzsql.allowlist`` (``allow=`` prefixes).
     """
-    return Manifest(
-        read_kerchunk(path, storage_options=storage_options, check_sources=check_sources)
-    )
+    from vzsql.allowlist import check_imported_sources
+
+    tables = read_kerchunk(path, storage_options=storage_options, check_sources=check_sources)
+    m = Manifest(tables)
+    m.allow = check_imported_sources(tables.sources["uri"].to_pylist(), allow, reference=path)
+    return m
 
 
 def read_kerchunk(
