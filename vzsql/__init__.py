@@ -5,10 +5,24 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from vzsql.errors import (
+    CheckFailedError,
     ChunkReadError,
+    ConcatWarning,
+    ConcurrentWriteError,
     CorruptSourceError,
+    DuplicateSourceError,
+    ExportError,
+    InconsistentConcatError,
     ManifestFormatError,
+    QueryError,
+    ReadOnlyStoreError,
+    ReferenceFormatError,
+    RemoteReadError,
     SourceError,
+    SourceNotAllowedError,
+    StaleSourceError,
+    UnalignedSelectionError,
+    UnsupportedDtypeError,
     UnsupportedFilterError,
     UnsupportedFormatError,
     UnsupportedLayoutError,
@@ -22,12 +36,27 @@ from vzsql.scan import scan
 from vzsql.tables import Tables
 
 __all__ = [
+    "CheckFailedError",
     "ChunkReadError",
+    "ConcatWarning",
+    "ConcurrentWriteError",
     "CorruptSourceError",
+    "DuplicateSourceError",
+    "ExportError",
+    "InconsistentConcatError",
     "Manifest",
     "ManifestFormatError",
+    "ManifestStore",
+    "QueryError",
+    "ReadOnlyStoreError",
+    "ReferenceFormatError",
+    "RemoteReadError",
     "SourceError",
+    "SourceNotAllowedError",
+    "StaleSourceError",
     "Tables",
+    "UnalignedSelectionError",
+    "UnsupportedDtypeError",
     "UnsupportedFilterError",
     "UnsupportedFormatError",
     "UnsupportedLayoutError",
@@ -35,9 +64,23 @@ __all__ = [
     "__version__",
     "combine",
     "concat",
-    "merge",
     "from_icechunk",
     "from_kerchunk",
+    "merge",
     "open_manifest",
+    "open_manifest_dataset",
     "scan",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import the zarr store and xarray reader only when used (they load zarr and xarray)."""
+    if name == "ManifestStore":
+        from vzsql.store import ManifestStore
+
+        return ManifestStore
+    if name == "open_manifest_dataset":
+        from vzsql.xarray_backend import open_manifest_dataset
+
+        return open_manifest_dataset
+    raise AttributeError(f"module 'vzsql' has no attribute {name!r}")
