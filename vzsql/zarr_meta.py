@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -26,17 +27,26 @@ def parse_dtype(text: str) -> Any:
     return json.loads(text) if text.startswith("{") else text
 
 
+@lru_cache(maxsize=256)
+def zarr_data_type(dtype: np.dtype[Any]) -> Any:
+    """zarr's data type object for a numpy dtype (cached: zarr's lookup is slow per call)."""
+    from zarr.core.dtype import get_data_type_from_native_dtype
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return get_data_type_from_native_dtype(dtype)
+
+
+@lru_cache(maxsize=256)
 def dtype_to_text(dtype: np.dtype[Any] | str) -> str:
     """``arrays.dtype`` text for a numpy dtype (``"string"`` for variable-length strings)."""
     if isinstance(dtype, str):
         return dtype
     if dtype.kind == "O":
         return "string"
-    from zarr.core.dtype import get_data_type_from_native_dtype
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        js = get_data_type_from_native_dtype(dtype).to_json(zarr_format=3)
+        js = zarr_data_type(dtype).to_json(zarr_format=3)
     return js if isinstance(js, str) else json.dumps(js, sort_keys=True)
 
 

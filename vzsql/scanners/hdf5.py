@@ -32,7 +32,6 @@ from vzsql.scanners.hdf5_netcdf import (
     is_dimension_only,
     scale_names,
     unlimited_axes,
-    unlimited_lengths,
 )
 from vzsql.scanners.hdf5_types import ArrayType, array_type
 from vzsql.sources import SourceList, local_path, normalize_uri, open_source, stat_source
@@ -47,7 +46,6 @@ def scan_hdf5(uri: str, *, storage_options: dict[str, Any] | None = None) -> Tab
     with _open_hdf5(uri, storage_options) as f:
         scan = _Scan(uri, source_id, sources, storage_options)
         try:
-            scan.unlimited = unlimited_lengths(f)
             scan.walk(f, "")
         except VzsqlError:
             raise
@@ -98,7 +96,8 @@ class _Scan:
         self.groups: list[dict[str, Any]] = []
         self.grid: list[dict[str, np.ndarray[Any, Any]]] = []
         self.refs: list[tuple[str, layout.StoredChunks]] = []
-        self.unlimited: dict[str, int] = {}  # unlimited dimension (scale path) -> length
+        # per array: (axis, scale path) of its unlimited axes, to pad to the dimension's length
+        self.unlimited: dict[str, list[tuple[int, str]]] = {}
 
     # -- hierarchy ----------------------------------------------------------------------
     def walk(self, group: Any, path: str) -> None:
@@ -130,8 +129,7 @@ class _Scan:
         atype = array_type(dset.dtype, uri=self.uri, array=path)
         dcpl = dset.id.get_create_plist()
         shape = [int(s) for s in dset.shape]
-        for axis, scale in unlimited_axes(dset):
-            shape[axis] = max(shape[axis], self.unlimited.get(scale, 0))
+        self.unlimited[path] = unlimited_axes(dset)
         codecs = [atype.serializer]
         if not atype.vlen_string:
             codecs += pipeline_codecs(pipeline_filters(dcpl), dset.dtype, uri=self.uri, array=path)
@@ -180,7 +178,27 @@ class _Scan:
         self.current = None
 
     # -- output -------------------------------------------------------------------------
+    def pad_unlimited(self) -> None:
+        """Give variables on an unlimited dimension the dimension's length (netCDF-4 semantics).
+
+        netCDF reports such a variable with the longest extent of any variable on that
+        dimension, padded with fill; HDF5 keeps each dataset's own extent.
+        """
+        lengths: dict[str, int] = {}
+        by_path = {row["array"]: row for row in self.arrays}
+        for path, axes in self.unlimited.items():
+            for axis, scale in axes:
+                lengths[scale] = max(lengths.get(scale, 0), by_path[path]["shape"][axis])
+        for i, row in enumerate(self.arrays):
+            shape = list(row["shape"])
+            for axis, scale in self.unlimited.get(row["array"], []):
+                shape[axis] = max(shape[axis], lengths[scale])
+            if shape != row["shape"]:
+                row["shape"] = shape
+                self.grid[i] = _grid(row["array"], shape, row["chunk_shape"])
+
     def tables(self, sources: SourceList) -> Tables:
+        self.pad_unlimited()
         grid = (
             pa.concat_tables([pa.table(g, schema=GRID_SCHEMA) for g in self.grid])
             if self.grid

@@ -117,22 +117,3 @@ def unlimited_axes(dset: Any) -> list[tuple[int, str]]:
         if path is not None:
             out.append((axis, path))
     return out
-
-
-def unlimited_lengths(root: Any) -> dict[str, int]:
-    """Length of each unlimited netCDF dimension (by scale path): the longest variable on it.
-
-    netCDF-4 reports a variable on an unlimited dimension with the dimension's length,
-    padding with fill values past what was written; HDF5 keeps each dataset's own extent.
-    """
-    import h5py
-
-    lengths: dict[str, int] = {}
-
-    def visit(_name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset):
-            for axis, path in unlimited_axes(obj):
-                lengths[path] = max(lengths.get(path, 0), int(obj.shape[axis]))
-
-    root.visititems(visit)
-    return lengths

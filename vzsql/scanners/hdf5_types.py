@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vzsql.errors import UnsupportedDtypeError
-from vzsql.zarr_meta import dtype_to_text
+from vzsql.zarr_meta import dtype_to_text, zarr_data_type
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,9 @@ class ArrayType:
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
             return json.dumps(value if isinstance(value, str) else "")
-        from zarr.core.dtype import get_data_type_from_native_dtype
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            zdtype = get_data_type_from_native_dtype(self.native)
+            zdtype = zarr_data_type(self.native)
             scalar = zdtype.default_scalar() if value is None else zdtype.cast_scalar(value)
             return json.dumps(zdtype.to_json_scalar(scalar, zarr_format=3))
 
