@@ -23,7 +23,7 @@ from vzsql.ops.concat import (
     scalar_coordinate,
     scalar_values,
 )
-from vzsql.ops.coords import read_array
+from vzsql.ops.coords import read_arrays
 from vzsql.ops.merge import merge
 
 if TYPE_CHECKING:
@@ -126,8 +126,8 @@ def differing_auxiliary_coordinate(
     for dim in dims:
         for aux in auxiliary_coordinates(first, dim, dimension_coordinate(first, dim)):
             try:
-                ref = read_array(first, aux)
-                if any(not np.array_equal(read_array(m.tables, aux), ref) for m in members[1:]):
+                ref, *others = read_arrays([m.tables for m in members], aux)
+                if any(not np.array_equal(o, ref) for o in others):
                     return dim, aux
             except VzsqlError:  # absent or unreadable in a piece: no hint from it
                 continue
@@ -143,9 +143,8 @@ def infer_concat_dim(members: list[Manifest]) -> str:
         coord = dimension_coordinate(first, dim)
         if coord is None or any(dimension_coordinate(m.tables, dim) != coord for m in members):
             continue
-        ref = read_array(first, coord)
-        for m in members[1:]:
-            other = read_array(m.tables, coord)
+        ref, *others = read_arrays([m.tables for m in members], coord)
+        for other in others:
             if other.shape != ref.shape or not np.array_equal(
                 other, ref, equal_nan=ref.dtype.kind == "f"
             ):

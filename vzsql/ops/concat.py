@@ -35,6 +35,7 @@ from vzsql.ops.coords import (
     is_time_units,
     numeric_positions,
     read_array,
+    read_arrays,
     reencode_times,
 )
 from vzsql.ops.ordering import CoordValues, choose_order, coordinate_values, emit, piece_label
@@ -75,15 +76,29 @@ def describe_pieces(parts: Sequence[Tables]) -> dict[str, pa.Table]:
     labels = [piece_label(p) for p in parts]
     arrays = pieces["piece_arrays"]
     piece_col = arrays["piece"].to_pylist()
+    keys: dict[str | None, str] = {}  # pieces share a few distinct pipelines: parse each once
     arrays = arrays.append_column(
-        "codecs_key", pa.array([codecs_key(c) for c in arrays["codecs"].to_pylist()], pa.string())
+        "codecs_key",
+        pa.array(
+            [
+                keys.setdefault(c, codecs_key(c)) if c not in keys else keys[c]
+                for c in arrays["codecs"].to_pylist()
+            ],
+            pa.string(),
+        ),
     )
     arrays = arrays.append_column("label", pa.array([labels[p] for p in piece_col], pa.string()))
     pieces["piece_arrays"] = arrays
-    pieces["piece_labels"] = pa.table(
+    pieces["piece_labels"] = piece_labels(parts, labels)
+    return pieces
+
+
+def piece_labels(parts: Sequence[Tables], labels: list[str] | None = None) -> pa.Table:
+    """``piece_labels(piece, label)``: each piece's position and its name in messages."""
+    labels = labels if labels is not None else [piece_label(p) for p in parts]
+    return pa.table(
         {"piece": pa.array(range(len(parts)), pa.int32()), "label": pa.array(labels, pa.string())}
     )
-    return pieces
 
 
 def check_pieces(parts: Sequence[Tables], dim: str | None) -> pa.Table:
@@ -219,7 +234,12 @@ def concat_existing(
     parts: list[Tables], dim: str, *, order_by_coords: bool = True, allow_gaps: bool = False
 ) -> Tables:
     """Concatenate ``parts`` along their existing dimension ``dim`` (see the module doc)."""
-    refuse_same_file(describe_pieces(parts))
+    refuse_same_file(
+        {
+            **stack_pieces(parts, ("sources",)),
+            "piece_labels": piece_labels(parts),
+        }
+    )
     coord = dimension_coordinate(parts[0], dim)
     if coord is not None and any(dimension_coordinate(p, dim) != coord for p in parts):
         coord = None
@@ -403,9 +423,9 @@ def stack(parts: list[Tables], dim: str, *, coords: Sequence[Any] | None = None)
             source=piece_label(parts[bad]),
         )
     for name in sorted(keep_once):
-        first = read_array(parts[0], name)
-        for p in parts[1:]:
-            if not np.array_equal(read_array(p, name), first, equal_nan=first.dtype.kind == "f"):
+        first, *others = read_arrays(parts, name)
+        for p, other in zip(parts[1:], others, strict=True):
+            if not np.array_equal(other, first, equal_nan=first.dtype.kind == "f"):
                 raise InconsistentConcatError(
                     f"coordinate {name!r} differs between pieces; cannot stack along {dim!r}",
                     source=piece_label(p),
@@ -460,11 +480,8 @@ def equal_auxiliary_coordinates(parts: Sequence[Tables], *, exclude: set[str]) -
     """
     out = set()
     for name in sorted(auxiliary_coordinates(parts[0]) - exclude):
-        first = read_array(parts[0], name)
-        if all(
-            np.array_equal(read_array(p, name), first, equal_nan=first.dtype.kind in "fc")
-            for p in parts[1:]
-        ):
+        first, *others = read_arrays(parts, name)
+        if all(np.array_equal(o, first, equal_nan=first.dtype.kind in "fc") for o in others):
             out.add(name)
     return out
 

@@ -27,7 +27,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.errors import ConcatWarning, InconsistentConcatError
-from vzsql.ops.coords import array_row, attrs_of, is_time_units, numeric_positions, read_array
+from vzsql.ops.coords import (
+    array_row,
+    array_rows,
+    attrs_of,
+    is_time_units,
+    numeric_positions,
+    read_arrays,
+)
 from vzsql.ops.relations import query
 from vzsql.tables import Tables
 from vzsql.zarr_meta import numpy_dtype
@@ -91,9 +98,9 @@ def coordinate_values(parts: list[Tables], coord: str) -> CoordValues:
     """Each piece's values of ``coord`` (and bounds), time values in one set of units."""
     from vzsql.ops.coords import reencode_times
 
-    attrs = [attrs_of(array_row(p, coord)) for p in parts]
+    attrs = [attrs_of(r or {}) for r in array_rows(parts, coord)]
     units = [a.get("units") for a in attrs]
-    values = [read_array(p, coord) for p in parts]
+    values = read_arrays(parts, coord)
     if not all(is_time_units(u) for u in units):
         return CoordValues(coord, values, None)
     calendars = {str(a.get("calendar", "standard")).lower() for a in attrs}
@@ -123,10 +130,8 @@ def coordinate_values(parts: list[Tables], coord: str) -> CoordValues:
     ]
     bounds = {
         name: [
-            reencode_times(
-                read_array(p, name), str(u), calendar, target, dtype, label=piece_label(p)
-            )
-            for p, u in zip(parts, units, strict=True)
+            reencode_times(v, str(u), calendar, target, dtype, label=piece_label(p))
+            for v, p, u in zip(read_arrays(parts, name), parts, units, strict=True)
         ]
         for name in time_bounds(parts[0], coord)
     }
