@@ -3,24 +3,38 @@
 The header carries the format version; loading validates it and every table's schema.
 Saving writes into a temporary sibling folder and renames it into place, so an
 interrupted save leaves the previous manifest intact.
+
+Version 2 (written now) stores ``chunks`` in the compact layout of
+``vzsql.persist_chunks`` (sorted rows, one int32 column per index dimension, offsets as
+gaps), split into files of at most ``rows_per_file`` rows under ``chunks/``; the other
+tables keep their logical columns, written with encodings that suit them (dictionary
+strings, DELTA_BINARY_PACKED integers, zstd). Version 1 folders (one plain Parquet file per
+table) are still read. See docs/manifest-format.md.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vzsql import __version__
 from vzsql.errors import ExportError, ManifestFormatError
-from vzsql.tables import FORMAT_VERSION, TABLE_NAMES, Tables, conform
+from vzsql.persist_chunks import ZSTD_LEVEL, read_chunks, write_chunks
+from vzsql.tables import TABLE_NAMES, Tables, conform
 
 HEADER = "manifest.json"
 FORMAT_NAME = "vzsql-manifest"
+FORMAT_VERSION = 2  # written
+READ_VERSIONS = (1, 2)
+CHUNK_FILE = re.compile(r"part-[0-9]{5,}\.parquet")
+ROWS_PER_FILE = 16 * 2**20  # chunk rows per Parquet file (version 2)
 
 
 def is_manifest_dir(path: str | os.PathLike[str]) -> bool:
@@ -28,7 +42,26 @@ def is_manifest_dir(path: str | os.PathLike[str]) -> bool:
     return (p / HEADER).is_file()
 
 
-def save_tables(tables: Tables, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def write_table(table: pa.Table, path: Path) -> None:
+    """One table as Parquet: dictionary strings, DELTA_BINARY_PACKED integers, zstd."""
+    ints = [f.name for f in table.schema if pa.types.is_integer(f.type)]
+    pq.write_table(
+        table,
+        path,
+        compression="zstd",
+        compression_level=ZSTD_LEVEL,
+        use_dictionary=[n for n in table.column_names if n not in ints],
+        column_encoding=dict.fromkeys(ints, "DELTA_BINARY_PACKED"),
+    )
+
+
+def save_tables(
+    tables: Tables,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    rows_per_file: int = ROWS_PER_FILE,
+) -> Path:
     """Write ``tables`` to the folder ``path`` atomically (temp folder, then rename)."""
     dest = Path(path)
     if dest.exists() and not overwrite:
@@ -47,12 +80,15 @@ def save_tables(tables: Tables, path: str | os.PathLike[str], *, overwrite: bool
         for name in TABLE_NAMES:
             table = getattr(tables, name)
             counts[name] = table.num_rows
-            pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
+            if name != "chunks":
+                write_table(table, tmp / f"{name}.parquet")
+        files = write_chunks(tables.chunks, tmp / "chunks", rows_per_file)
         header = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "created_by": f"vzsql {__version__}",
             "rows": counts,
+            "chunk_files": files,
         }
         (tmp / HEADER).write_text(json.dumps(header, indent=2))
         if dest.exists():
@@ -85,14 +121,24 @@ def load_tables(path: str | os.PathLike[str]) -> Tables:
             f"not a vzsql manifest: {header.get('format')!r}", source=str(src)
         )
     version = header.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise ManifestFormatError(
             f"manifest format version {version!r} is not supported (this vzsql reads "
-            f"version {FORMAT_VERSION})",
+            f"versions {', '.join(map(str, READ_VERSIONS))})",
             source=str(src),
         )
     tables = {}
     for name in TABLE_NAMES:
+        if version == 2 and name == "chunks":
+            files = header.get("chunk_files")
+            if not isinstance(files, list) or not all(
+                isinstance(f, str) and CHUNK_FILE.fullmatch(f) for f in files
+            ):
+                raise ManifestFormatError(
+                    f"{HEADER} lacks the list of chunk files", source=str(src)
+                )
+            tables[name] = conform(name, read_chunks(src / "chunks", files))
+            continue
         file = src / f"{name}.parquet"
         try:
             table = pq.read_table(file) if file.is_file() else pq.read_table(src / name)
