@@ -103,3 +103,13 @@ def test_polars_and_arrow_views():
     m = vzsql.Manifest(small_tables())
     assert m.to_polars("chunks").height == 2
     assert m.table("sources").num_rows == 1
+
+
+def test_array_column_unquoted_and_as_parameter_name():
+    m = vzsql.Manifest(small_tables())
+    rows = m.sql(
+        "SELECT array, count(*) AS n FROM chunks WHERE array = $array GROUP BY array",
+        {"array": "a"},
+    ).fetchall()
+    assert rows == [("a", 2)]
+    assert m.sql("SELECT ARRAY[1, 2] AS x, 'array' AS s").fetchall() == [([1, 2], "array")]

@@ -25,8 +25,8 @@ def quote_array_column(query: str) -> str:
         if kind != duckdb.token_type.keyword:
             continue
         text = query[pos : starts[i + 1]].rstrip()
-        if text.lower() != "array":
-            continue
+        if text.lower() != "array" or query[pos - 1 : pos] in ("$", ":"):
+            continue  # not the column: a bound parameter named $array
         following = next(
             (
                 query[p : starts[j + 1]].strip()
