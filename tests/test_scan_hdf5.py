@@ -291,6 +291,7 @@ XARRAY_CASES = [
     ("write_nc_compression", None),
     ("write_h5_filters", None),
     ("write_h5_filter_mask", None),
+    ("write_h5_layouts", None),
 ]
 
 
@@ -335,3 +336,21 @@ def test_remote_file_scans_like_local(
         assert getattr(remote, name).equals(getattr(local, name))
     cols = ["array", "index", "offset", "length", "data"]
     assert remote.chunks.select(cols).equals(local.chunks.select(cols))
+
+
+def test_external_storage_to_xarray_equals_h5netcdf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Datasets in external raw files read back through the store like h5netcdf reads them."""
+    import xarray as xr
+
+    from tests.fixtures_hdf5 import write_h5_external
+
+    path = write_h5_external(tmp_path)
+    monkeypatch.chdir(tmp_path)  # HDF5 resolves relative external names from the cwd
+    ours = vzsql.scan(path).to_xarray()
+    with xr.open_dataset(path, engine="h5netcdf", phony_dims="sort") as ref:
+        assert set(ours.variables) == set(ref.variables)
+        for name, var in ref.variables.items():
+            assert ours[name].dtype == var.dtype, name
+            np.testing.assert_array_equal(ours[name].values, var.values, err_msg=name)
