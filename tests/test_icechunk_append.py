@@ -1,5 +1,7 @@
-"""Appending along a dimension: daily appends equal one combined write; duplicates, encoding
-mismatches and concurrent appenders are refused with clear errors, the branch unchanged."""
+"""Appending along a dimension: daily appends equal one combined write; appends after a padded
+last chunk (a month of 31 days chunked by 10) equal vzsql.concat and open_mfdataset;
+duplicates, encoding or units mismatches, stored shapes the trimming codec cannot tell apart
+and concurrent appenders are refused with clear errors, the branch unchanged."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ import numpy as np
 import pytest
 import xarray as xr
 from fixtures_icechunk import scanned, write_day
+from fixtures_series import Var, write_nc_month, write_piece
 
 import vzsql
 from vzsql.errors import ConcurrentWriteError, DuplicateSourceError, InconsistentConcatError
+from vzsql.importers.icechunk import read_documents
 from vzsql.writers import icechunk as writer
 from vzsql.writers.icechunk import open_repo_readonly
 
@@ -93,17 +97,126 @@ def test_different_encoding_is_refused(tmp_path: Path, daily: list[Path]) -> Non
     scanned(daily[0]).to_icechunk(tmp_path / "repo", append_dim="time")
     before = tip(tmp_path / "repo")
     plain = write_day(tmp_path / "plain.nc", 40, zlib=False)
-    with pytest.raises(InconsistentConcatError, match="codecs differ") as e:
+    with pytest.raises(InconsistentConcatError, match=r"codecs is .* in the repository") as e:
         scanned(plain).to_icechunk(tmp_path / "repo", append_dim="time")
     assert e.value.array == "t2m"
     assert tip(tmp_path / "repo") == before
 
 
-def test_padded_last_chunk_cannot_be_followed(tmp_path: Path, daily: list[Path]) -> None:
-    odd = write_day(tmp_path / "odd.nc", 50, nt=3, chunks=(2, 2, 3))  # last time chunk padded
-    scanned(odd).to_icechunk(tmp_path / "repo", append_dim="time")
-    with pytest.raises(InconsistentConcatError, match="padded"):
-        scanned(daily[0]).to_icechunk(tmp_path / "repo", append_dim="time")
+def months(root: Path) -> list[Path]:
+    """January (31 days), February (29) and March (31) 2001, daily, chunked 10 along time:
+    each month's last chunk is padded (1, 9 and 1 of 10 steps used)."""
+    root.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, first, n in (("jan", 0, 31), ("feb", 31, 29), ("mar", 60, 31)):
+        write_nc_month(root / f"{name}.nc", first, n, chunk=10)
+        out.append(root / f"{name}.nc")
+    return out
+
+
+def refs_of(repo_path: Path) -> set[tuple[object, ...]]:
+    """(array, index, uri, offset, length) of every virtual reference in the branch."""
+    rows = (
+        vzsql.from_icechunk(repo_path)
+        .sql(
+            "SELECT c.array, c.index, s.uri, c.offset, c.length FROM chunks c "
+            "JOIN sources s USING (source_id)"
+        )
+        .fetchall()
+    )
+    return {(a, tuple(i), u, o, n) for a, i, u, o, n in rows}
+
+
+def test_append_after_a_padded_month(tmp_path: Path) -> None:
+    files = months(tmp_path / "src")
+    repo = tmp_path / "repo"
+    vzsql.scan(files[0]).to_icechunk(repo)
+    before = refs_of(repo)
+    for f in files[1:]:
+        vzsql.scan(f).to_icechunk(repo, append_dim="time", message=f.name)
+    got = read_back(repo)
+    with xr.open_mfdataset(files, combine="by_coords") as ds:
+        expected = ds.load()
+    xr.testing.assert_equal(got, expected)
+    assert got.sizes["time"] == 91
+
+    # the same dataset as one write of vzsql.concat of the three months
+    vzsql.concat([vzsql.scan(f) for f in files], "time").to_icechunk(tmp_path / "combined")
+    xr.testing.assert_identical(got, read_back(tmp_path / "combined"))
+
+    # described as concat describes it: slots of the padded chunks, trimming codec
+    lengths = (
+        vzsql.from_icechunk(repo)
+        .sql("SELECT length FROM grid WHERE array = 'tas' AND dim = 0 ORDER BY chunk")
+        .fetchall()
+    )
+    assert [n for (n,) in lengths] == [10, 10, 10, 1, 10, 10, 9, 10, 10, 10, 1]
+    doc = read_documents(open_repo_readonly(repo).readonly_session("main").store)["tas"]
+    assert doc["chunk_grid"]["name"] == "rectilinear"
+    assert doc["codecs"][0]["name"] == "vzsql.padded_bytes"
+    assert doc["codecs"][0]["configuration"]["chunk_shapes"] == [[10, 4, 5]]
+    # January's references are untouched, the new ones shifted past them
+    after = refs_of(repo)
+    assert before <= after
+    tas = sorted(r[1][0] for r in after if r[0] == "tas")
+    assert tas == list(range(11))
+
+
+def test_readme_daily_files_after_a_padded_month(tmp_path: Path) -> None:
+    """``m.to_icechunk("repo/")`` then ``vzsql.scan("new/2021-01-*.nc").to_icechunk("repo/",
+    append_dim="time")`` when the first month's last chunk is padded."""
+    (tmp_path / "new").mkdir()
+    december = tmp_path / "2020-12.nc"
+    write_nc_month(december, 0, 31, chunk=10)
+    days = [tmp_path / "new" / f"2021-01-{d + 1:02d}.nc" for d in range(6)]
+    for d, f in enumerate(days):
+        write_nc_month(f, 31 + d, 1, chunk=1)
+    repo = tmp_path / "repo"
+    vzsql.scan(december).to_icechunk(repo)
+    vzsql.scan(str(tmp_path / "new" / "2021-01-*.nc")).to_icechunk(repo, append_dim="time")
+    got = read_back(repo)
+    with xr.open_mfdataset([december, *days], combine="by_coords") as ds:
+        expected = ds.load()
+    xr.testing.assert_equal(got, expected)
+    doc = read_documents(open_repo_readonly(repo).readonly_session("main").store)["tas"]
+    # stored chunks of 10 and of 1 steps: the codec tells them apart by size
+    assert sorted(doc["codecs"][0]["configuration"]["chunk_shapes"]) == [[1, 4, 5], [10, 4, 5]]
+
+
+def test_stored_shapes_the_codec_cannot_tell_apart_are_refused(tmp_path: Path) -> None:
+    """[2, 6] and [3, 4] hold 12 elements each: after the append a padded chunk could not be
+    told from a full one by its size, so the append is refused and the branch unchanged."""
+    parts = []
+    for name, t0, chunks in (("a", 0, (2, 6)), ("b", 2, (3, 4))):
+        nt = chunks[0]
+        temp = np.arange(nt * 3, dtype="float32").reshape(nt, 3) + 100 * t0
+        tables = write_piece(
+            tmp_path / f"{name}.raw",
+            {
+                "time": Var(("time",), np.arange(t0, t0 + nt, dtype="float64"), (nt,)),
+                "temp": Var(("time", "x"), temp, chunks, compress=True),
+            },
+        )
+        parts.append(vzsql.Manifest(tables))
+    parts[0].to_icechunk(tmp_path / "repo")
+    before = tip(tmp_path / "repo")
+    with pytest.raises(InconsistentConcatError, match=r"\[2, 6\].*\[3, 4\]") as e:
+        parts[1].to_icechunk(tmp_path / "repo", append_dim="time")
+    assert e.value.array == "temp"
+    assert tip(tmp_path / "repo") == before
+
+
+def test_different_time_units_are_refused(tmp_path: Path) -> None:
+    """vzsql.concat re-encodes the new times into common units; an append cannot rewrite
+    the stored ones, so it refuses instead of storing wrong instants."""
+    write_nc_month(tmp_path / "jan.nc", 0, 31)
+    write_nc_month(tmp_path / "feb.nc", 31, 28, units="days since 2001-02-01", unit_offset=31)
+    vzsql.scan(tmp_path / "jan.nc").to_icechunk(tmp_path / "repo")
+    before = tip(tmp_path / "repo")
+    with pytest.raises(InconsistentConcatError, match=r"units is .* in the repository") as e:
+        vzsql.scan(tmp_path / "feb.nc").to_icechunk(tmp_path / "repo", append_dim="time")
+    assert e.value.array == "time"
+    assert tip(tmp_path / "repo") == before
 
 
 def test_variable_length_appends_make_a_rectilinear_grid(tmp_path: Path) -> None:

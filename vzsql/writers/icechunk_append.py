@@ -1,31 +1,36 @@
 """Planning an append along a dimension to arrays already in an Icechunk branch.
 
-For every array of the new manifest that has the append dimension, the stored array grows:
-its ``zarr.json`` is rewritten (shape, and a chunk grid built by ``vzsql.zarr_meta`` from
-the stored chunk lengths followed by the new ones: regular if they still fit one chunk
-size, rectilinear otherwise) and the new chunks are written at indices shifted by the
-number of chunks already stored along that dimension. Arrays without the dimension (e.g.
-``lat``/``lon``) are kept as stored after checking they agree. Encodings must match, and a
-stored last chunk that is padded past the array's end cannot be followed by more chunks.
+The stored arrays (their ``zarr.json`` documents, no chunk refs) and the appended manifest
+are handed to ``vzsql.ops.concat`` as two pieces: its checks refuse what disagrees (dtype,
+codecs, fill value, units, chunking across the dimension, ...), its queries give the
+combined shape and chunk grid, and its ``apply_padding`` switches an array to the
+``vzsql.padded_bytes`` codec when a stored chunk no longer fits its slot (e.g. the last,
+padded chunk of a month of 31 days chunked by 10, now followed by the next month). The
+arrays' ``zarr.json`` are rewritten in the same commit as the new references, which are
+written at chunk indices shifted by the number of chunks already stored (``concat_offsets``).
+Existing chunks are untouched: the trimming codec decodes them to their (unchanged) slots.
+Arrays without the dimension (e.g. ``lat``/``lon``) are kept as stored after the checks.
+What the trimming codec cannot express (a pipeline without a ``bytes`` serializer, stored
+shapes it could not tell apart) is refused with ``InconsistentConcatError``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from vzsql.codecs.padded import CODEC_NAME
 from vzsql.errors import DuplicateSourceError, ExportError, InconsistentConcatError
-from vzsql.importers.icechunk import (
-    clipped_lengths,
-    last_chunk_is_padded,
-    read_documents,
-    stored_chunk_shape,
-)
+from vzsql.importers.icechunk import array_row, grid_rows, read_documents
+from vzsql.ops.concat import apply_padding, describe_pieces, piece_problems, raise_problems
+from vzsql.ops.ordering import piece_label
+from vzsql.ops.relations import query
 from vzsql.tables import Tables
-from vzsql.zarr_meta import array_json, grid_lengths, parse_dtype
+from vzsql.zarr_meta import array_json, grid_lengths
 
 
 @dataclass
@@ -58,10 +63,36 @@ def check_new_sources(session: Any, repo: Any, branch: str, tables: Tables, key:
         )
 
 
+def repository_piece(existing: dict[str, dict[str, Any]], names: set[str]) -> Tables:
+    """The stored arrays ``names`` as a piece without chunks: ``arrays`` and ``grid`` rows.
+
+    Built from the ``zarr.json`` documents alone (``vzsql.importers.icechunk``), so planning
+    an append costs nothing per stored chunk however large the repository is.
+    """
+    rows = [array_row(p, existing[p]) for p in sorted(names)]
+    grids = [grid_rows(p, existing[p]) for p in sorted(names)]
+    grid = pa.table(
+        {
+            "array": pa.array(np.concatenate([g["array"] for g in grids]), pa.string()),
+            "dim": pa.array(np.concatenate([g["dim"] for g in grids]).astype(np.int16)),
+            "chunk": pa.array(np.concatenate([g["chunk"] for g in grids]).astype(np.int32)),
+            "start": pa.array(np.concatenate([g["start"] for g in grids]).astype(np.int64)),
+            "length": pa.array(np.concatenate([g["length"] for g in grids]).astype(np.int64)),
+        }
+    )
+    return Tables.from_mapping({"arrays": pa.Table.from_pylist(rows), "grid": grid})
+
+
 def plan_append(tables: Tables, existing: dict[str, dict[str, Any]], append_dim: str) -> AppendPlan:
-    """Check the new arrays against the stored ones and work out what to write."""
+    """Check the new arrays against the stored ones and work out what to write.
+
+    The stored arrays (metadata only) and the new manifest are the two pieces of
+    ``vzsql.ops.concat``: its disagreement checks, its offset/arrays/grid queries and its
+    ``apply_padding`` give the combined metadata, so an append describes an array exactly
+    as ``vzsql.concat`` of the same pieces would (rectilinear grid, ``vzsql.padded_bytes``
+    where a padded chunk is no longer last). Only arrays with ``append_dim`` are rewritten.
+    """
     rows = {r["array"]: r for r in tables.arrays.to_pylist()}
-    new_lengths = grid_lengths(tables)
     stale = sorted(
         p
         for p, d in existing.items()
@@ -75,91 +106,70 @@ def plan_append(tables: Tables, existing: dict[str, dict[str, Any]], append_dim:
         )
     if not any(append_dim in (r["dims"] or []) for r in rows.values()):
         raise ExportError(f"no array of the manifest has the dimension {append_dim!r}")
-    plan = AppendPlan()
-    for name, row in rows.items():
-        old = existing.get(name)
-        if old is None:
-            raise ExportError(
-                "array is not in the repository; an append cannot add arrays", array=name
-            )
-        dims = list(row["dims"] or [])
-        if append_dim not in dims:
-            if [int(s) for s in old["shape"]] != list(row["shape"] or []) or old[
-                "data_type"
-            ] != parse_dtype(row["dtype"]):
-                raise InconsistentConcatError(
-                    f"array without {append_dim!r} differs from the repository's (shape or dtype)",
-                    array=name,
-                )
-            plan.skip.add(name)
-            continue
-        _check_same_encoding(name, row, old, dims)
-        axis = dims.index(append_dim)
-        old_lengths = clipped_lengths(old)
-        add = new_lengths.get(name)
-        if not add or len(add) != len(dims):
-            raise ExportError("array has no chunk grid rows", array=name)
-        old_stored = stored_chunk_shape(old)
-        for d in range(len(dims)):
-            if d != axis and (
-                old_lengths[d] != add[d] or old_stored[d] != int(row["chunk_shape"][d])
-            ):
-                raise InconsistentConcatError(
-                    f"chunking along {dims[d]!r} differs from the repository's", array=name
-                )
-        if last_chunk_is_padded(old, axis):
-            raise InconsistentConcatError(
-                f"the stored last chunk along {append_dim!r} is padded past the array's end "
-                f"(length {old['shape'][axis]}); no chunks can follow it",
-                array=name,
-            )
-        lengths = [old_lengths[d] + add[d] if d == axis else add[d] for d in range(len(dims))]
-        shape = [int(s) for s in old["shape"]]
-        shape[axis] += int(row["shape"][axis])
-        merged = dict(row, shape=shape, attrs=json.dumps(old.get("attributes") or {}))
-        doc = array_json(merged, lengths)
-        _check_padding_expressible(name, row, doc, add, axis)
-        plan.docs[f"{name}/zarr.json"] = doc
-        plan.shifts[name] = np.array(
-            [len(old_lengths[axis]) if d == axis else 0 for d in range(len(dims))], dtype=np.int64
+    missing = sorted(set(rows) - set(existing))
+    if missing:
+        raise ExportError(
+            "array is not in the repository; an append cannot add arrays", array=missing[0]
         )
+    empty_grid = [n for n, r in rows.items() if r["shape"] and not _has_grid(tables, n)]
+    if empty_grid:
+        raise ExportError("array has no chunk grid rows", array=empty_grid[0])
+    pieces = describe_pieces([repository_piece(existing, set(rows)), tables])
+    # the stored piece has no sources: call it what it is in messages
+    labels = ["the repository", piece_label(tables)]
+    pieces["piece_labels"] = pa.table(
+        {"piece": pa.array([0, 1], pa.int32()), "label": pa.array(labels, pa.string())}
+    )
+    arrays = pieces["piece_arrays"]
+    label = pa.array([labels[p] for p in arrays["piece"].to_pylist()], pa.string())
+    pieces["piece_arrays"] = arrays.set_column(
+        arrays.schema.get_field_index("label"), "label", label
+    )
+    raise_problems(piece_problems(pieces, append_dim), f"append along {append_dim!r}")
+    offsets = query("concat_offsets", pieces, {"dim": append_dim})
+    inputs = {**pieces, "offsets": offsets}
+    combined = Tables.from_mapping(
+        {"arrays": query("concat_arrays", inputs), "grid": query("concat_grid", inputs)}
+    )
+    combined = apply_padding(combined, pieces)
+    _refuse_unpaddable(combined, pieces)
+    lengths = grid_lengths(combined)
+    plan = AppendPlan()
+    grows = set(offsets["array"].to_pylist())
+    for row in combined.arrays.to_pylist():
+        if row["array"] not in grows:
+            plan.skip.add(row["array"])
+            continue
+        plan.docs[f"{row['array']}/zarr.json"] = array_json(row, lengths.get(row["array"]))
+    for r in offsets.filter(pc.equal(offsets["piece"], 1)).to_pylist():
+        shift = np.zeros(len(rows[r["array"]]["dims"]), dtype=np.int64)
+        shift[r["d"]] = r["chunk_offset"]
+        plan.shifts[r["array"]] = shift
     return plan
 
 
-def _check_same_encoding(
-    name: str, row: dict[str, Any], old: dict[str, Any], dims: list[str]
-) -> None:
-    wanted = {
-        "dimension_names": dims,
-        "data_type": parse_dtype(row["dtype"]),
-        "codecs": json.loads(row["codecs"]) if row["codecs"] else [{"name": "bytes"}],
-        "fill_value": json.loads(row["fill_value"]) if row["fill_value"] is not None else 0,
-    }
-    for key, value in wanted.items():
-        stored = old.get(key)
-        if key == "dimension_names":
-            stored = list(stored or [])
-        if stored != value:
-            raise InconsistentConcatError(
-                f"{key} differs from the repository's ({stored!r} there, {value!r} appended)",
-                array=name,
-            )
+def _has_grid(tables: Tables, name: str) -> bool:
+    return bool(pc.any(pc.equal(tables.grid["array"], name)).as_py())
 
 
-def _check_padding_expressible(
-    name: str, row: dict[str, Any], doc: dict[str, Any], add: list[list[int]], axis: int
-) -> None:
-    """A padded last chunk needs its full length as the last edge of a rectilinear grid."""
-    grid = doc["chunk_grid"]
-    if grid["name"] != "rectilinear":
-        return
-    stored = int(row["chunk_shape"][axis])
-    if add[axis] and add[axis][-1] < stored:
-        edges = grid["configuration"]["chunk_shapes"][axis]
-        last = edges if isinstance(edges, int) else edges[-1]
-        if last != stored:
+def _refuse_unpaddable(combined: Tables, pieces: dict[str, pa.Table]) -> None:
+    """Refuse arrays whose chunks need trimming but whose pipeline cannot be given the
+    trimming codec (no top-level ``bytes`` serializer, e.g. sharding or vlen strings)."""
+    needed = query(
+        "padding_needed",
+        {"piece_arrays": pieces["piece_arrays"], "grid": combined.grid, "arrays": combined.arrays},
+    )
+    codecs = dict(
+        zip(
+            combined.arrays["array"].to_pylist(), combined.arrays["codecs"].to_pylist(), strict=True
+        )
+    )
+    for name in needed["array"].to_pylist():
+        if CODEC_NAME not in (codecs.get(name) or ""):
             raise InconsistentConcatError(
-                "the appended last chunk is padded and the grid became variable-length: "
-                "Zarr's rectilinear grid cannot express that padding",
+                "after this append some stored chunks would be padded or shaped unlike their "
+                "place in the chunk grid, and the array's codec pipeline has no 'bytes' "
+                f"serializer the {CODEC_NAME} codec could replace to trim them; write the "
+                "combined manifest instead (vzsql.concat, then to_icechunk(overwrite=True))",
                 array=name,
             )
