@@ -47,6 +47,9 @@ def relations(tmp_path_factory):
     rel["coverage"] = query("stats/coverage", t)
     cv = coordinate_values(m.tables)
     rel["coord_values"] = cv.append_column("piece", pa.array([0] * cv.num_rows, pa.int32()))
+    rel["rechunk_arrays"] = pa.table(
+        {"array": ["temp"], "d": pa.array([0], pa.int16()), "n": [7], "row_bytes": [12]}
+    ).append_column("extent", pa.array([59], pa.int64()))
     return rel
 
 

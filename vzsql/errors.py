@@ -125,3 +125,7 @@ class SourceNotAllowedError(SourceError):
 class ConcatWarning(UserWarning):
     """A concatenation went ahead but did something worth knowing (e.g. ordered pieces by an
     auxiliary coordinate because the index coordinate repeats; kept pieces in the order given)."""
+
+
+class RechunkError(VzsqlError):
+    """Chunks cannot be split or merged by byte arithmetic (compressed, not contiguous...)."""

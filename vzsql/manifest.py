@@ -165,6 +165,13 @@ class Manifest:
 
         return sel(self, **indexers)
 
+    def rechunk(self, array: str | None, dim: str, n: int) -> Manifest:
+        """Chunks of ``n`` elements along ``dim`` for ``array`` (every array having ``dim``
+        when None), split or merged by byte arithmetic; see ``vzsql.ops.rechunk``."""
+        from vzsql.ops.rechunk import rechunk
+
+        return rechunk(self, {dim: n}, arrays=None if array is None else [array])
+
     def check(self, *, strict: bool = False, **kwargs: Any) -> pa.Table:
         """Consistency problems, one row each (kind, severity, array, chunk, source, detail).
 
