@@ -22,6 +22,7 @@ Reading a repository back needs its containers authorised: ``open_repo_readonly`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -40,6 +41,13 @@ from vzsql.errors import ConcurrentWriteError, ExportError, VzsqlError
 from vzsql.icechunk_logs import quiet_icechunk_logs
 from vzsql.sources import local_path
 from vzsql.tables import Tables
+from vzsql.writers.icechunk_batches import (
+    MAX_REFS_PER_COMMIT,
+    SLICE_ROWS,
+    chunk_slices,
+    commit_batches,
+    slice_rows,
+)
 from vzsql.writers.icechunk_refs import (
     Checksum,
     SourceRefs,
@@ -305,18 +313,21 @@ def write_chunks(
     refs: SourceRefs,
     shifts: dict[str, np.ndarray] | None = None,
     skip: set[str] | None = None,
+    slices: list[tuple[str, Any]] | None = None,
 ) -> tuple[int, int]:
-    """Write every array's references and inline chunks; return (virtual, native) counts."""
+    """Write references and inline chunks (every array's, or those of ``slices``, see
+    ``chunk_slices``); return the (virtual, native) counts."""
     ndims = {
         r["array"]: len(r["shape"] or [])
         for r in tables.arrays.select(["array", "shape"]).to_pylist()
     }
     n_virtual = n_native = 0
-    for name, part in arrays_in_order(tables.chunks):
+    for name, rows in chunk_slices(tables.chunks) if slices is None else slices:
         if skip and name in skip:
             continue
         if name not in ndims:
             raise ExportError("chunks of an array missing from the arrays table", array=name)
+        part = slice_rows(tables.chunks, rows)
         index = index_matrix(part["index"], ndims[name])
         if shifts and name in shifts:
             index = index + shifts[name]
@@ -398,6 +409,7 @@ def to_icechunk(
     checksum: str = "auto",
     storage_options: dict[str, Any] | None = None,
     retries: int = 0,
+    max_refs_per_commit: int = MAX_REFS_PER_COMMIT,
 ) -> str:
     """Write ``tables`` to an Icechunk repository as one commit; return the snapshot id.
 
@@ -408,6 +420,13 @@ def to_icechunk(
     references are refused (``DuplicateSourceError``). If another writer commits first,
     ``ConcurrentWriteError`` is raised, or with ``retries`` the write is redone on the new tip.
     ``checksum``: ``auto`` | ``etag`` | ``last_modified`` | ``none`` (module docstring).
+
+    More than ``max_refs_per_commit`` chunk rows (Icechunk's per-commit limit) are written
+    as several commits: the first writes every ``zarr.json`` and the first references,
+    each next one more references (messages end in ``(part i/k)``). Every commit is a valid
+    repository (chunks not written yet read as the fill value). If a later part fails, the
+    branch is reset to where it was before the export (only if nobody else committed since),
+    and a repository this call created is removed; the last snapshot id is returned.
     """
     check_refs_inside_sources(tables)
     refs = source_refs(tables, checksum)
@@ -415,33 +434,63 @@ def to_icechunk(
     prefixes = container_prefixes(
         [refs.uri[refs.index_of[int(s)]] for s in used if int(s) in refs.index_of]
     )
+    batches = commit_batches(
+        chunk_slices(tables.chunks, min(SLICE_ROWS, max_refs_per_commit)), max_refs_per_commit
+    )
     local_dir = _target(target).local_dir
     dir_existed = local_dir is not None and os.path.exists(local_dir)
     repo, created = open_repository(target, prefixes, storage_options)
+    start: str | None = None  # the branch tip before the export
+    snap: str | None = None
     try:
         if tag is not None and tag in repo.list_tags():
             raise ExportError(f"tag {tag!r} already exists")
         if branch not in repo.list_branches():
             repo.create_branch(branch, repo.lookup_branch("main"))
+        start = repo.lookup_branch(branch)
         what = f"append along {append_dim}" if append_dim else "write"
         message = message or f"vzsql: {what} of {tables.sources.num_rows} sources"
+        meta = {SIDECAR_KEY: sidecar(tables)}
+        k = len(batches)
         for attempt in range(retries + 1):
             session = repo.writable_session(branch)
-            write_into(session, repo, tables, refs, append_dim=append_dim, overwrite=overwrite)
+            plan = write_into(
+                session,
+                repo,
+                tables,
+                refs,
+                append_dim=append_dim,
+                overwrite=overwrite,
+                slices=batches[0],
+            )
             try:
-                snap = commit_session(session, message, {SIDECAR_KEY: sidecar(tables)})
+                snap = commit_session(session, message + (f" (part 1/{k})" if k > 1 else ""), meta)
                 break
             except ConcurrentWriteError:
                 if attempt == retries:
                     raise
+                start = repo.lookup_branch(branch)
+        for i, batch in enumerate(batches[1:], start=2):
+            session = repo.writable_session(branch)
+            write_chunks(session.store, tables, refs, plan[0], plan[1], slices=batch)
+            snap = commit_session(session, f"{message} (part {i}/{k})", meta)
         repo.save_config()
+        assert snap is not None
         if tag is not None:
             repo.create_tag(tag, snap)
         return snap
     except BaseException:
         if created and local_dir is not None:  # leave no half-made repository behind
             _remove_new_repository(local_dir, keep_dir=dir_existed)
+        elif snap is not None and start is not None and snap != start:
+            _undo_parts(repo, branch, start, snap)
         raise
+
+
+def _undo_parts(repo: Any, branch: str, start: str, last: str) -> None:
+    """Point ``branch`` back at ``start`` if its tip is still our commit ``last``."""
+    with contextlib.suppress(Exception):  # someone else committed on top: keep their work
+        repo.reset_branch(branch, start, from_snapshot_id=last)
 
 
 def _remove_new_repository(path: str, *, keep_dir: bool) -> None:
@@ -470,8 +519,11 @@ def write_into(
     *,
     append_dim: str | None = None,
     overwrite: bool = False,
-) -> None:
-    """Write the tables into a writable session (no commit): fresh, overwrite or append."""
+    slices: list[tuple[str, Any]] | None = None,
+) -> tuple[dict[str, np.ndarray] | None, set[str] | None]:
+    """Write the tables (or the chunk ``slices`` of them) into a writable session, no commit:
+    fresh, overwrite or append. Returns the index shifts and skipped arrays of an append
+    (``None, None`` otherwise), which later parts of a split write reuse."""
     from vzsql.writers.icechunk_append import check_new_sources, plan_append, read_array_docs
 
     store = session.store
@@ -480,13 +532,19 @@ def write_into(
         check_new_sources(session, repo, session.branch, tables, SIDECAR_KEY)
         plan = plan_append(tables, existing, append_dim)
         write_documents(store, icechunk_documents(plan.docs))
-        write_chunks(store, tables, refs, shifts=plan.shifts, skip=plan.skip)
-    else:
-        _write_fresh(store, tables, refs, existing, overwrite)
+        write_chunks(store, tables, refs, shifts=plan.shifts, skip=plan.skip, slices=slices)
+        return plan.shifts, plan.skip
+    _write_fresh(store, tables, refs, existing, overwrite, slices)
+    return None, None
 
 
 def _write_fresh(
-    store: Any, tables: Tables, refs: SourceRefs, existing: dict[str, Any], overwrite: bool
+    store: Any,
+    tables: Tables,
+    refs: SourceRefs,
+    existing: dict[str, Any],
+    overwrite: bool,
+    slices: list[tuple[str, Any]] | None = None,
 ) -> None:
     from zarr.core.sync import sync
 
@@ -500,7 +558,7 @@ def _write_fresh(
             array=clash[0],
         )
     write_documents(store, icechunk_documents(hierarchy(tables)))
-    write_chunks(store, tables, refs)
+    write_chunks(store, tables, refs, slices=slices)
 
 
 def _first_line(e: BaseException) -> str:
