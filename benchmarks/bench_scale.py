@@ -134,6 +134,12 @@ def run_vzsql(n: int, work: Path) -> None:
         bytes_per_ref=round(arrow / refs, 2),
         chunks_bytes_per_ref=round(holder["m"].tables.chunks.nbytes / refs, 2),
     )
+    for name in holder["m"].tables.chunks.column_names:
+        emit(
+            step=f"memory: chunks.{name}",
+            n=n,
+            bytes_per_ref=round(holder["m"].tables.chunks[name].nbytes / refs, 2),
+        )
 
     b = step(
         "compact chunks layout (proposal)",
@@ -160,13 +166,14 @@ def run_vzsql(n: int, work: Path) -> None:
     dest = work / "m.vzm"
     step("save", n, lambda: holder["m"].save(dest))
     emit(step="disk: Parquet folder", n=n, bytes_per_ref=round(disk_bytes(dest) / refs, 3))
-    meta = pq.ParquetFile(dest / "chunks.parquet").metadata
     per_column: dict[str, int] = {}
-    for g in range(meta.num_row_groups):
-        for c in range(meta.num_columns):
-            col = meta.row_group(g).column(c)
-            key = col.path_in_schema
-            per_column[key] = per_column.get(key, 0) + col.total_compressed_size
+    for file in sorted((dest / "chunks").glob("*.parquet")):  # format v2: chunks/part-*.parquet
+        meta = pq.ParquetFile(file).metadata
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                col = meta.row_group(g).column(c)
+                key = col.path_in_schema
+                per_column[key] = per_column.get(key, 0) + col.total_compressed_size
     for name, size in per_column.items():
         emit(step=f"disk: chunks.{name}", n=n, bytes_per_ref=round(size / refs, 3))
     b = step(
