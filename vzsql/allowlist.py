@@ -24,6 +24,12 @@ of (URL, offset, length) triples; reading it must not let its author make vzsql 
      reference file in place of the manifest's folder.
 3. Manifests built in the program from tables (``Manifest(tables)``) carry no list: the
    program made them, only the URL rules (and ``VZSQL_ALLOW`` when set) apply.
+4. Manifests derived by operations (concat, combine, merge, isel, sel, replace, rechunk,
+   ...) keep their inputs' lists (``derived``): a source of the result may be read if an
+   input holding that source allowed it; ``rename_sources`` carries each source's
+   permission to its new URL (``renamed``). If any input carries no list, neither does the
+   result. While an operation runs, the bytes it reads itself (coordinate values) are
+   checked against its inputs' lists too (``reading_under`` / ``read_policy``).
 
 A prefix matches a URL equal to it or continuing it at a ``/`` boundary, so
 ``s3://bucket/data`` allows ``s3://bucket/data/x.nc`` but not ``s3://bucket/data-evil/``.
@@ -33,7 +39,9 @@ Enforcement is at the point where bytes are read (``vzsql.byte_ranges``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +116,7 @@ class AllowList:
     # recorded local files not under a prefix, allowed if they look like data files
     data_files: frozenset[str] = frozenset()
     _seen: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    _index: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, prefixes: Iterable[str | os.PathLike[str]], origin: str = "user") -> AllowList:
@@ -121,12 +130,18 @@ class AllowList:
     def allows(self, uri: str) -> bool:
         ok = self._seen.get(uri)
         if ok is None:
-            ok = any(_covers(p, uri) for p in self.prefixes) or (
+            ok = covered(self._prefix_set(), uri) or (
                 uri in self.data_files and looks_like_data_file(uri)
             )
             if len(self._seen) < 100_000:
                 self._seen[uri] = ok
         return ok
+
+    def _prefix_set(self) -> frozenset[str]:
+        found = self._index.get("prefixes")
+        if found is None:
+            found = self._index["prefixes"] = frozenset(self.prefixes)
+        return found
 
     def check(self, uri: str) -> None:
         """Raise ``SourceNotAllowedError`` unless ``uri`` passes the URL rules and a prefix."""
@@ -247,3 +262,104 @@ def check_imported_sources(
     for uri in uris:
         policy.check(uri)
     return policy
+
+
+# -- manifests derived by operations (rule 4) --------------------------------------------------
+def covered(prefixes: frozenset[str], uri: str) -> bool:
+    """``any(_covers(p, uri) for p in prefixes)`` by looking up ``uri``'s own prefixes.
+
+    A prefix covers ``uri`` when it equals it or a part of it ending just before or just
+    after a ``/``; checking those few parts makes a list of many exact URLs (what a scan
+    read) cost the same per lookup as a list of one folder.
+    """
+    if "*" in prefixes or uri in prefixes:
+        return True
+    i = uri.find("/")
+    while i != -1:
+        if uri[:i] in prefixes or uri[: i + 1] in prefixes:
+            return True
+        i = uri.find("/", i + 1)
+    return False
+
+
+def _transfer(moves: Iterable[tuple[AllowList, str, str]], origin: str) -> AllowList:
+    """An ``AllowList`` allowing each ``new`` URL whose ``old`` URL its list allowed (or,
+    when renamed, whose new URL its prefixes cover).
+
+    No I/O: URLs covered by a prefix become exact entries; recorded local files still to be
+    sniffed (``data_files``) stay that way when they remain local.
+    """
+    exact: set[str] = set()
+    data: set[str] = set()
+    sets: dict[int, frozenset[str]] = {}
+    for allow, old, new in moves:
+        prefixes = sets.get(id(allow))
+        if prefixes is None:
+            prefixes = sets[id(allow)] = frozenset(allow.prefixes)
+        if covered(prefixes, old) or (new != old and covered(prefixes, new)):
+            exact.add(new)
+        elif old in allow.data_files:
+            (data if urlparse(new).scheme.lower() == "file" else exact).add(new)
+    return AllowList(tuple(sorted(exact)), origin=origin, data_files=frozenset(data))
+
+
+def derived(
+    inputs: Sequence[tuple[AllowList | None, Sequence[str]]], uris: Iterable[str]
+) -> AllowList | None:
+    """The allow-list of a manifest with sources ``uris`` derived from ``inputs``.
+
+    ``inputs`` are (allow-list, source URIs) of the manifests the operation read. A URL is
+    allowed when an input holding it allowed it (a list never grows to cover another
+    input's sources); None when any input has no list (built in the program).
+    """
+    if any(allow is None for allow, _ in inputs):
+        return None
+    holders: dict[str, list[AllowList]] = {}
+    for allow, input_uris in inputs:
+        for u in input_uris:
+            holders.setdefault(u, []).append(allow)  # type: ignore[arg-type]
+    origins = {
+        o
+        for allow, _ in inputs
+        if allow is not None
+        for o in allow.origin.removeprefix(_DERIVED).split("; ")
+    }
+    return _transfer(
+        ((a, u, u) for u in uris for a in holders.get(u, ())),
+        origin=_DERIVED + "; ".join(sorted(origins)),
+    )
+
+
+_DERIVED = "the manifests it was derived from: "
+
+
+def renamed(allow: AllowList | None, moves: Iterable[tuple[str, str]]) -> AllowList | None:
+    """The allow-list after ``rename_sources``: a new URL is allowed if its old one was (the
+    files moved) or the list's prefixes cover it."""
+    if allow is None:
+        return None
+    return _transfer(
+        ((allow, old, new) for old, new in moves),
+        origin=f"the sources of the manifest before rename_sources ({allow.origin})",
+    )
+
+
+_READ_POLICY: ContextVar[AllowList | None] = ContextVar("vzsql_read_policy", default=None)
+
+
+@contextmanager
+def reading_under(policy: AllowList | None) -> Iterator[None]:
+    """Within the block, ``read_policy()`` is ``policy`` (an operation's inputs' lists)."""
+    token = _READ_POLICY.set(policy)
+    try:
+        yield
+    finally:
+        _READ_POLICY.reset(token)
+
+
+def read_policy() -> AllowList | None:
+    """The list that bytes read outside a store must pass (``check_read(read_policy(), uri)``).
+
+    None outside an operation on manifests with lists: the URL rules and ``VZSQL_ALLOW``.
+    """
+    return _READ_POLICY.get()

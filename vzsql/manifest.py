@@ -6,8 +6,10 @@ locked-down connection; ``table()``/``to_polars()`` hand the tables out zero-cop
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -118,6 +120,7 @@ class Manifest:
         """
         from vzsql.writers.zarr_copy import to_zarr
 
+        kwargs.setdefault("allow", self.allow)  # reads checked like the store's
         to_zarr(self._tables, dest, **kwargs)
 
     # -- publishing: kerchunk -------------------------------------------------------------
@@ -243,3 +246,63 @@ def open_manifest(path: str | os.PathLike[str], *, allow: Any = None) -> Manifes
     m = Manifest(load_tables(path))
     m.allow = for_opened_manifest(path, allow, m.tables.sources)
     return m
+
+
+# -- allow-lists of derived manifests (vzsql.allowlist, rule 4) --------------------------------
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _manifests_in(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Manifest]:
+    """The manifests an operation was given: arguments, or items of list/tuple arguments."""
+    out: list[Manifest] = []
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, Manifest):
+            out.append(a)
+        elif isinstance(a, list | tuple):
+            out.extend(x for x in a if isinstance(x, Manifest))
+    return out
+
+
+def _uris(m: Manifest) -> list[str]:
+    return m.tables.sources["uri"].to_pylist()  # type: ignore[no-any-return]
+
+
+def derives_allow(op: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Wrap an operation on manifests so the allow-list travels with its result.
+
+    While ``op`` runs, bytes it reads itself (coordinate values) must pass its inputs'
+    lists; the manifest it returns gets ``allowlist.derived`` of them (``renamed`` for
+    ``rename_sources``, which keeps source ids). Results that are one of the inputs are
+    left alone; operations given no manifest (paths to scan), or a manifest without a
+    list (built in the program), are run as they are.
+    """
+    from vzsql.allowlist import derived, reading_under, renamed
+
+    @functools.wraps(op)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        inputs = _manifests_in(args, kwargs)
+        if not inputs or any(m.allow is None for m in inputs):
+            # no list to carry (result: None); reads stay under any enclosing operation's
+            return op(*args, **kwargs)
+        given = [(m.allow, _uris(m)) for m in inputs]
+        with reading_under(derived(given, {u for _, us in given for u in us})):
+            out = op(*args, **kwargs)
+        if not isinstance(out, Manifest) or any(out is m for m in inputs):
+            return out
+        if op.__name__ == "rename_sources":
+            ids = inputs[0].tables.sources["source_id"].to_pylist()
+            before = dict(zip(ids, given[0][1], strict=True))
+            after = zip(out.tables.sources["source_id"].to_pylist(), _uris(out), strict=True)
+            out.allow = renamed(inputs[0].allow, ((before[i], u) for i, u in after if i in before))
+        else:
+            out.allow = derived(given, _uris(out))
+        return out
+
+    return run
+
+
+# every Manifest method returning a Manifest is an operation deriving one (isel, sel, ...)
+for _name, _method in list(vars(Manifest).items()):
+    if callable(_method) and getattr(_method, "__annotations__", {}).get("return") == "Manifest":
+        setattr(Manifest, _name, derives_allow(_method))

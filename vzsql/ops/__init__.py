@@ -3,6 +3,7 @@
 Every operation is SQL in the top-level ``queries/`` folder run by DuckDB over the manifest
 tables; the modules here only register tables, bind parameters and compose the queries.
 The functions below import their module on first use, so ``import vzsql`` stays light.
+Their results keep the allow-lists of the manifests given (``Manifest.derives_allow``).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from vzsql.manifest import derives_allow
+
 if TYPE_CHECKING:
     from vzsql.manifest import Manifest
 
 
+@derives_allow
 def concat(manifests: Sequence[Manifest], dim: str, **kwargs: Any) -> Manifest:
     """Concatenate along ``dim`` (existing) or stack along a new ``dim``: ``vzsql.ops.concat``."""
     from vzsql.ops.concat import concat as _concat
@@ -21,6 +25,7 @@ def concat(manifests: Sequence[Manifest], dim: str, **kwargs: Any) -> Manifest:
     return _concat(manifests, dim, **kwargs)
 
 
+@derives_allow
 def combine(paths: Any, concat_dim: str | None = None, **kwargs: Any) -> Manifest:
     """Scan and combine files by their coordinates: ``vzsql.ops.combine``."""
     from vzsql.ops.combine import combine as _combine
@@ -28,6 +33,7 @@ def combine(paths: Any, concat_dim: str | None = None, **kwargs: Any) -> Manifes
     return _combine(paths, concat_dim, **kwargs)
 
 
+@derives_allow
 def combine_parts(
     manifests: list[Manifest], concat_dim: str | None = None, **kwargs: Any
 ) -> Manifest:
@@ -37,6 +43,7 @@ def combine_parts(
     return _combine_parts(manifests, concat_dim, **kwargs)
 
 
+@derives_allow
 def merge(manifests: Sequence[Manifest]) -> Manifest:
     """Merge manifests holding different variables on the same grid: ``vzsql.ops.merge``."""
     from vzsql.ops.merge import merge as _merge

@@ -174,7 +174,12 @@ def _decode_stacked(
 
 
 def _chunk_bytes(chunks: pa.Table, uris: dict[int, str], name: str) -> list[bytes]:
-    """Encoded bytes of each chunk row (inline data, or a range of its source file)."""
+    """Encoded bytes of each chunk row (inline data, or a range of its source file).
+
+    Each source is checked first as the store checks it (``vzsql.allowlist.check_read``)
+    against the allow-lists of the manifests the running operation was given.
+    """
+    from vzsql.allowlist import check_read, read_policy
     from vzsql.sources import open_source
 
     out: list[bytes] = []
@@ -191,6 +196,7 @@ def _chunk_bytes(chunks: pa.Table, uris: dict[int, str], name: str) -> list[byte
                 out.append(data)
                 continue
             if sid not in handles:
+                check_read(read_policy(), uris[sid])  # security: only allowed locations
                 handles[sid] = open_source(uris[sid])
             f = handles[sid]
             f.seek(off)

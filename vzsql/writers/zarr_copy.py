@@ -9,7 +9,8 @@ each batch is one ``os.pread`` sweep over one open file (local) or one
 A local destination is built in a temporary directory next to it and renamed into place,
 so a crash leaves no half-written store at the destination. For a ``zarr`` Store object
 chunks are written first and metadata last, and what was written is deleted on failure.
-Sources are checked against their scan record (size, ETag) before copying.
+Sources are checked against the manifest's allow-list (``vzsql.allowlist.check_read``, as
+the store checks them) and their scan record (size, ETag) before copying.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vzsql.allowlist import check_read
 from vzsql.errors import ChunkReadError, ExportError, StaleSourceError, VzsqlError
 from vzsql.sources import local_path, stat_source
 from vzsql.tables import Tables
@@ -161,14 +163,27 @@ async def _set_many(store: Any, keys: Sequence[str], values: Sequence[bytes]) ->
         )
 
 
+def check_sources_allowed(tables: Tables, allow: Any = None) -> None:
+    """Refuse (``SourceNotAllowedError``) before anything is read or stat'ed if a referenced
+    source is not allowed (``vzsql.allowlist.check_read``, the store's check)."""
+    used = pc.unique(tables.chunks.filter(pc.is_null(tables.chunks["data"]))["source_id"])
+    sources = tables.sources.filter(pc.is_in(tables.sources["source_id"], used))
+    for uri in sources["uri"].to_pylist():
+        check_read(allow, uri)
+
+
 def copy_into(
     store: Any,
     tables: Tables,
     *,
     progress: bool = True,
     storage_options: dict[str, Any] | None = None,
+    allow: Any = None,
 ) -> list[str]:
-    """Write every chunk, then the metadata, into a zarr ``Store``; return the keys written."""
+    """Write every chunk, then the metadata, into a zarr ``Store``; return the keys written.
+
+    Each source is checked against ``allow`` (``vzsql.allowlist``) before it is read.
+    """
     from tqdm.auto import tqdm
     from zarr.core.sync import sync
 
@@ -186,6 +201,7 @@ def copy_into(
             written += keys
             bar.update(len(keys))
         for uri, batch in _virtual_batches(tables):
+            check_read(allow, uri)  # security: the store's check (vzsql.allowlist)
             data = read_ranges(
                 uri, batch["offset"].to_numpy(), batch["length"].to_numpy(), storage_options
             )
@@ -221,14 +237,25 @@ def to_zarr(
     progress: bool = True,
     storage_options: dict[str, Any] | None = None,
     check_sources: bool = True,
+    allow: Any = None,
 ) -> None:
-    """Copy the manifest into a Zarr v3 store at ``dest`` (a directory path or a zarr Store)."""
+    """Copy the manifest into a Zarr v3 store at ``dest`` (a directory path or a zarr Store).
+
+    ``allow``: the manifest's ``vzsql.allowlist.AllowList`` (None: URL rules and
+    ``VZSQL_ALLOW``); a disallowed source is refused before anything is read or written.
+    """
+    check_sources_allowed(tables, allow)
     check_refs_inside_sources(tables)
     if check_sources:
         check_sources_unchanged(tables.sources, storage_options)
     if not isinstance(dest, str | os.PathLike):
         _to_store_object(
-            tables, dest, overwrite=overwrite, progress=progress, storage_options=storage_options
+            tables,
+            dest,
+            overwrite=overwrite,
+            progress=progress,
+            storage_options=storage_options,
+            allow=allow,
         )
         return
     target = Path(os.fspath(dest)).expanduser().absolute()
@@ -248,7 +275,13 @@ def to_zarr(
     try:
         from zarr.storage import LocalStore
 
-        copy_into(LocalStore(tmp), tables, progress=progress, storage_options=storage_options)
+        copy_into(
+            LocalStore(tmp),
+            tables,
+            progress=progress,
+            storage_options=storage_options,
+            allow=allow,
+        )
         _replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -282,6 +315,7 @@ def _to_store_object(
     overwrite: bool,
     progress: bool,
     storage_options: dict[str, Any] | None,
+    allow: Any = None,
 ) -> None:
     from zarr.core.sync import sync
 
@@ -294,7 +328,7 @@ def _to_store_object(
             raise ExportError("destination store is not empty; pass overwrite=True to replace it")
         sync(store.clear())
     try:
-        copy_into(store, tables, progress=progress, storage_options=storage_options)
+        copy_into(store, tables, progress=progress, storage_options=storage_options, allow=allow)
     except BaseException as e:
         with contextlib.suppress(Exception):  # best effort: the error below matters more
             sync(store.clear())
