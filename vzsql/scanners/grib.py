@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vzsql.errors import CorruptSourceError, UnsupportedFormatError
+from vzsql.errors import CorruptSourceError, UnsupportedFormatError, VzsqlError
 from vzsql.scanners.grib_layout import (
     FieldSet,
     build_index,
@@ -148,6 +148,23 @@ def scan_grib_report(
     return GribScan(tables.with_tables(sources=sources.table()), failure_table)
 
 
+@contextmanager
+def _inconsistent_fields_are_corrupt(uri: str) -> Iterator[None]:
+    """ecCodes/cfgrib failures while laying fields out (a message whose grid description
+    contradicts its size, a key that cannot be computed or has a garbled value, as a bit
+    flip in a section leaves it) -> ``CorruptSourceError``."""
+    import eccodes
+
+    try:
+        yield
+    except VzsqlError:
+        raise
+    except (eccodes.CodesInternalError, KeyError, TypeError, ValueError) as e:
+        raise CorruptSourceError(
+            f"ecCodes cannot read the GRIB fields' metadata: {type(e).__name__}: {e}", source=uri
+        ) from e
+
+
 def _enumerate_fields(
     data: np.ndarray, messages: MessageIndex
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
@@ -205,10 +222,12 @@ def _lay_out_tables(
             eccodes.codes_release(handle)
 
     fieldset = FieldSet(int(field_msg.size), open_field, on_error)
-    index = build_index(fieldset)
-    if not index.field_ids_index:
-        raise CorruptSourceError("no readable GRIB field found", source=uri)
-    groups = lay_out(index, filter_by_keys)
+    with _inconsistent_fields_are_corrupt(uri):
+        index = build_index(fieldset)
+        if not index.field_ids_index:
+            raise CorruptSourceError("no readable GRIB field found", source=uri)
+        groups = lay_out(index, filter_by_keys)
+        laid_out = [group_rows(group, field_pos, value_count, uri) for group in groups]
     if not groups:
         raise UnsupportedFormatError(
             f"no GRIB field matches filter_by_keys={filter_by_keys!r}", source=uri
@@ -218,8 +237,7 @@ def _lay_out_tables(
     inline: list[dict[str, Any]] = []
     referenced: list[pa.Table] = []
     group_table: list[dict[str, Any]] = []
-    for group in groups:
-        rows = group_rows(group, field_pos, value_count, uri)
+    for group, rows in zip(groups, laid_out, strict=True):
         arrays.extend(rows.arrays)
         grid.extend(rows.grid)
         inline.extend(rows.inline_chunks)

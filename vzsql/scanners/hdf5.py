@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vzsql.codecs.encode import codecs_json, encode_chunk
 from vzsql.errors import CorruptSourceError, UnsupportedFormatError, VzsqlError
@@ -42,20 +43,42 @@ def scan_hdf5(uri: str, *, storage_options: dict[str, Any] | None = None) -> Tab
     """Scan one HDF5/netCDF-4 file into manifest tables (the file is source 0)."""
     uri = normalize_uri(uri)
     sources = SourceList()
-    source_id = sources.add(stat_source(uri, storage_options), "hdf5")
+    stat = stat_source(uri, storage_options)
+    source_id = sources.add(stat, "hdf5")
     with _open_hdf5(uri, storage_options) as f:
         scan = _Scan(uri, source_id, sources, storage_options)
         try:
             scan.walk(f, "")
         except VzsqlError:
             raise
-        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as e:
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError, OverflowError) as e:
             raise CorruptSourceError(
                 f"cannot read HDF5 structure: {type(e).__name__}: {e}",
                 source=uri,
                 array=scan.current,
             ) from e
-    return scan.tables(sources)
+    tables = scan.tables(sources)
+    _refuse_ranges_past_eof(tables.chunks, source_id, stat.size, uri)
+    return tables
+
+
+def _refuse_ranges_past_eof(chunks: pa.Table, source_id: int, size: int, uri: str) -> None:
+    """A chunk address that a damaged file points past its end is a ``CorruptSourceError``."""
+    mine = chunks.filter(pc.equal(chunks["source_id"], source_id))
+    if not mine.num_rows:
+        return
+    offsets = mine["offset"].to_numpy(zero_copy_only=False)
+    ends = offsets + mine["length"].to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero((offsets < 0) | (ends > size))
+    if bad.size:
+        row = mine.slice(int(bad[0]), 1).to_pylist()[0]
+        raise CorruptSourceError(
+            f"HDF5 chunk at byte {row['offset']} of {row['length']} bytes lies past the end of "
+            f"the file ({size} bytes); {bad.size} chunk(s) affected",
+            source=uri,
+            array=row["array"],
+            chunk=row["index"],
+        )
 
 
 @contextlib.contextmanager

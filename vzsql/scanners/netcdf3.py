@@ -59,9 +59,14 @@ def scan_netcdf3(uri: str, *, storage_options: dict[str, Any] | None = None) -> 
     chunks: list[dict[str, Any]] = []
     for var in header.variables:
         shape = [numrecs if var.is_record and d == 0 else n for d, n in enumerate(var.shape)]
-        array_rows.append(_array_row(var, shape))
+        try:
+            array_rows.append(_array_row(var, shape))
+        except (ValueError, TypeError, OverflowError) as e:  # e.g. a char _FillValue of a number
+            raise CorruptSourceError(
+                f"netCDF3 variable metadata is inconsistent: {e}", source=uri, array=var.name
+            ) from e
+        chunks.append(_chunks(var, shape, recsize, sid, uri, stat.size))  # checks extents
         grids.append(_grid(var.name, shape, var.is_record))
-        chunks.append(_chunks(var, shape, recsize, sid, uri, stat.size))
 
     gattrs, gdtypes = encode_attributes(header.attrs)
     return Tables.from_mapping(
@@ -173,23 +178,22 @@ def _chunks(
     """Chunk rows of one variable as numpy columns (offsets computed, not looped)."""
     ndim = len(shape)
     nbytes = var.nbytes
+    n = shape[0] if var.is_record else 1
+    end = var.begin + (n - 1) * recsize + nbytes if var.is_record else var.begin + nbytes
+    if n and end > file_size:  # checked before any per-record array is allocated
+        what = f"record {n - 1}" if var.is_record else "data"
+        raise CorruptSourceError(
+            f"netCDF3 file truncated: {what} ends at byte {end}, file has {file_size} bytes",
+            source=uri,
+            array=var.name,
+        )
     if var.is_record:
-        n = shape[0]
         offsets = var.begin + np.arange(n, dtype=np.int64) * np.int64(recsize)
         index = np.zeros((n, ndim), np.int32)
         index[:, 0] = np.arange(n, dtype=np.int32)
     else:
-        n = 1
         offsets = np.array([var.begin], np.int64)
         index = np.zeros((1, ndim), np.int32)
-    if n and int(offsets[-1]) + nbytes > file_size:
-        what = f"record {n - 1}" if var.is_record else "data"
-        raise CorruptSourceError(
-            f"netCDF3 file truncated: {what} ends at byte {int(offsets[-1]) + nbytes}, "
-            f"file has {file_size} bytes",
-            source=uri,
-            array=var.name,
-        )
     return {"name": var.name, "ndim": ndim, "offset": offsets, "index": index, "nbytes": nbytes}
 
 

@@ -54,11 +54,13 @@ def scan_zarr(uri: str, *, storage_options: dict[str, Any] | None = None) -> Tab
     store = _open_store(uri, storage_options)
     try:
         root = zarr.open(store=store, mode="r")
+        nodes: list[tuple[str, Any]] = [("", root)]
+        if isinstance(root, zarr.Group):
+            nodes += sorted(root.members(max_depth=None), key=lambda kv: kv[0])
     except Exception as e:  # zarr raises many kinds for missing/garbled metadata
-        raise CorruptSourceError(f"cannot read Zarr metadata: {e}", source=uri) from e
-    nodes: list[tuple[str, Any]] = [("", root)]
-    if isinstance(root, zarr.Group):
-        nodes += sorted(root.members(max_depth=None), key=lambda kv: kv[0])
+        raise CorruptSourceError(
+            f"cannot read Zarr metadata: {type(e).__name__}: {e}", source=uri
+        ) from e
     listing = list_objects(uri, storage_options)
     array_rows, group_rows, grids, chunk_parts = [], [], [], []
     for path, node in nodes:
