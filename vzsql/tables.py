@@ -16,7 +16,6 @@ import pyarrow.compute as pc
 
 from vzsql.errors import ManifestFormatError
 
-FORMAT_VERSION = 1
 TABLE_NAMES = ("sources", "arrays", "grid", "chunks", "groups")
 
 SOURCES_SCHEMA = pa.schema(
