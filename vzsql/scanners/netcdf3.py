@@ -18,6 +18,7 @@ for data never written).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any
@@ -121,11 +122,24 @@ def _array_row(var: Variable, shape: list[int]) -> dict[str, Any]:
 
 def fill_json(value: Any, dtype: np.dtype[Any]) -> Any:
     """A scalar as a Zarr v3 ``fill_value`` JSON value of ``dtype``."""
+    native = dtype.newbyteorder("=")
+    scalar = np.asarray(value).astype(native).reshape(())[()]
+    return _zarr_dtype(native.str).to_json_scalar(scalar, zarr_format=3)
+
+
+@functools.cache
+def _zarr_dtype(native: str) -> Any:
+    """zarr's data type object of a numpy dtype string (its registry lookup is slow)."""
     from zarr.core.dtype import get_data_type_from_native_dtype
 
-    zdtype = get_data_type_from_native_dtype(dtype.newbyteorder("="))
-    scalar = np.asarray(value).astype(dtype.newbyteorder("=")).reshape(())[()]
-    return zdtype.to_json_scalar(scalar, zarr_format=3)
+    return get_data_type_from_native_dtype(np.dtype(native))
+
+
+def _names_column(names: list[str], counts: np.ndarray[Any, Any]) -> pa.Array:
+    """``names[i]`` repeated ``counts[i]`` times, as an Arrow string column (a take, not
+    a per-row Python object)."""
+    which = np.repeat(np.arange(len(names), dtype=np.int32), counts)
+    return pa.array(names, pa.string()).take(pa.array(which))
 
 
 def _grid(name: str, shape: list[int], is_record: bool) -> dict[str, np.ndarray[Any, Any]]:
@@ -155,18 +169,23 @@ def _grid(name: str, shape: list[int], is_record: bool) -> dict[str, np.ndarray[
 
 
 def _concat_grid(parts: list[dict[str, np.ndarray[Any, Any]]]) -> pa.Table:
-    names, cols = [], {k: [] for k in ("dim", "chunk", "start", "length")}  # type: ignore[var-annotated]
+    names: list[str] = []
+    counts: list[int] = []
+    cols: dict[str, list[np.ndarray[Any, Any]]] = {
+        k: [] for k in ("dim", "chunk", "start", "length")
+    }
     for p in parts:
         n = len(p["dim"])
         if not n:
             continue
-        names.append(np.full(n, str(p["name"]), dtype=object))
+        names.append(str(p["name"]))
+        counts.append(n)
         for k in cols:
             cols[k].append(p[k])
     if not names:
         return GRID_SCHEMA.empty_table()
     return pa.table(
-        {"array": pa.array(np.concatenate(names), pa.string())}
+        {"array": _names_column(names, np.array(counts, np.int64))}
         | {k: np.concatenate(v) for k, v in cols.items()},
         schema=GRID_SCHEMA,
     )
@@ -207,11 +226,10 @@ def _concat_chunks(parts: list[dict[str, Any]]) -> pa.Table:
     flat_index = np.concatenate([p["index"].ravel() for p in parts])
     list_sizes = np.repeat(np.array([p["ndim"] for p in parts], np.int64), counts)
     list_offsets = np.concatenate([[0], np.cumsum(list_sizes)]).astype(np.int32)
-    names = np.repeat(np.array([p["name"] for p in parts], dtype=object), counts)
     total = int(counts.sum())
     return pa.table(
         {
-            "array": pa.array(names, pa.string()),
+            "array": _names_column([p["name"] for p in parts], counts),
             "index": pa.ListArray.from_arrays(pa.array(list_offsets), pa.array(flat_index)),
             "source_id": pa.array(np.zeros(total, np.int32)),
             "offset": pa.array(offsets),
