@@ -17,15 +17,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vzsql import __version__
-from vzsql.errors import ExportError, ManifestFormatError
+from vzsql.atomic import staged_dir
+from vzsql.errors import ManifestFormatError
 from vzsql.persist_chunks import ZSTD_LEVEL, read_chunks, write_chunks
 from vzsql.tables import TABLE_NAMES, Tables, conform
 
@@ -64,18 +63,7 @@ def save_tables(
 ) -> Path:
     """Write ``tables`` to the folder ``path`` atomically (temp folder, then rename)."""
     dest = Path(path)
-    if dest.exists() and not overwrite:
-        raise ExportError(f"destination exists (pass overwrite=True): {dest}", source=str(dest))
-    if dest.exists() and not is_manifest_dir(dest):
-        raise ExportError(f"refusing to overwrite a folder that is not a manifest: {dest}")
-    parent = dest.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-    except OSError as e:
-        raise ExportError(f"cannot write manifest: {e}", source=str(dest)) from e
-    try:
+    with staged_dir(dest, overwrite, HEADER, "vzsql manifest") as tmp:
         counts = {}
         for name in TABLE_NAMES:
             table = getattr(tables, name)
@@ -91,18 +79,6 @@ def save_tables(
             "chunk_files": files,
         }
         (tmp / HEADER).write_text(json.dumps(header, indent=2))
-        if dest.exists():
-            old = parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
-            dest.rename(old)
-            tmp.rename(dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(dest)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError):
-            raise ExportError(f"cannot write manifest: {e}", source=str(dest)) from e
-        raise
     return dest
 
 

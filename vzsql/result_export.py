@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from vzsql.atomic import staged_file, write_text_atomically
 from vzsql.errors import ExportError
 
 
@@ -18,9 +19,8 @@ def write_result(table: pa.Table, fmt: str, output: Path | None) -> None:
     if fmt == "parquet":
         if output is None:
             raise ExportError("--format parquet needs -o/--output")
-        tmp = output.with_name(f".{output.name}.tmp")
-        pq.write_table(table, tmp)
-        tmp.replace(output)
+        with staged_file(output, overwrite=True) as f:
+            pq.write_table(table, f)
         return
     if fmt == "csv":
         table = _binary_to_hex(table)
@@ -38,9 +38,7 @@ def write_result(table: pa.Table, fmt: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
-        tmp = output.with_name(f".{output.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(output)
+        write_text_atomically(output, text)
 
 
 def _binary_to_hex(table: pa.Table) -> pa.Table:

@@ -12,14 +12,13 @@ import base64
 import html
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vzsql.errors import ExportError
+from vzsql.atomic import write_text_atomically
 from vzsql.ops.stats import stats
 
 if TYPE_CHECKING:
@@ -189,14 +188,4 @@ def render_report(m: Manifest, title: str = "vzsql archive report") -> str:
 
 def write_report(m: Manifest, path: str | os.PathLike[str]) -> None:
     """Write the report to ``path`` atomically (temporary file, then rename)."""
-    target = Path(path)
-    text = render_report(m)
-    try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or "."
-        )
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except OSError as e:
-        raise ExportError(f"cannot write the report: {e}", source=str(target)) from e
+    write_text_atomically(Path(path), render_report(m))

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import duckdb
 import pyarrow as pa
 
+from vzsql.atomic import staged_file
 from vzsql.catalog import connect
 from vzsql.errors import ExportError, QueryError
 from vzsql.queries import load_query
@@ -80,67 +77,6 @@ def check_resolvable(con: Any, dest: str) -> None:
             array=row["array"],
             chunk=row["index"],
         )
-
-
-@contextmanager
-def staged_file(dest: Path, overwrite: bool) -> Iterator[IO[bytes]]:
-    """A temporary file beside ``dest``, renamed onto it when the block succeeds."""
-    if dest.exists() and not overwrite:
-        raise ExportError("destination exists (pass overwrite=True)", source=str(dest))
-    if dest.is_dir():
-        raise ExportError("destination is a directory", source=str(dest))
-    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        f = open(tmp, "wb")  # noqa: SIM115 - closed below, renamed on success
-    except OSError as e:
-        raise ExportError(f"cannot write: {e.strerror or e}", source=str(dest)) from e
-    try:
-        with f:
-            yield f
-        os.replace(tmp, dest)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise ExportError(f"cannot write: {e.strerror or e}", source=str(dest)) from e
-        raise
-
-
-@contextmanager
-def staged_dir(dest: Path, overwrite: bool, marker: str) -> Iterator[Path]:
-    """A temporary folder beside ``dest``, moved onto it when the block succeeds.
-
-    An existing ``dest`` is replaced only with ``overwrite`` and only if it holds ``marker``
-    (so a folder that is not a previous export is never deleted).
-    """
-    if dest.exists():
-        if not overwrite:
-            raise ExportError("destination exists (pass overwrite=True)", source=str(dest))
-        if not (dest / marker).is_file():
-            raise ExportError(
-                f"refusing to overwrite a path that is not a kerchunk Parquet store (no {marker})",
-                source=str(dest),
-            )
-    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-    except OSError as e:
-        raise ExportError(f"cannot write: {e.strerror or e}", source=str(dest)) from e
-    try:
-        yield tmp
-        if dest.exists():
-            old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
-            dest.rename(old)
-            tmp.rename(dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(dest)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError):
-            raise ExportError(f"cannot write: {e.strerror or e}", source=str(dest)) from e
-        raise
 
 
 class _Unresolved(Exception):

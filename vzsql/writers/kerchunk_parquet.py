@@ -33,15 +33,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from vzsql.atomic import staged_dir
 from vzsql.errors import ExportError
 from vzsql.tables import Tables
 from vzsql.writers.kerchunk_extras import EXTRAS_KEY, extras_of
-from vzsql.writers.kerchunk_json import (
-    check_resolvable,
-    export_connection,
-    query,
-    staged_dir,
-)
+from vzsql.writers.kerchunk_json import check_resolvable, export_connection, query
 from vzsql.writers.zarr_v2_meta import v2_documents
 
 ZMETADATA = ".zmetadata"
@@ -161,7 +157,7 @@ def write_kerchunk_parquet(
     con = export_connection(tables)
     try:
         check_resolvable(con, str(dest))
-        with staged_dir(dest, overwrite, ZMETADATA) as tmp:
+        with staged_dir(dest, overwrite, ZMETADATA, "kerchunk Parquet store") as tmp:
             for key, doc in docs.items():  # a loop over arrays
                 if not key.endswith("/.zarray"):
                     continue
