@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -157,7 +157,7 @@ class Manifest:
 
     # -- algebra (vzsql.ops) ---------------------------------------------------------------
     def isel(self, **indexers: slice) -> Manifest:
-        """Subset by position on chunk boundaries (``time=slice(0, 365)``); see ``vzsql.ops.subset``."""
+        """Subset by position on chunk boundaries (``time=slice(0, 365)``); see vzsql.ops.subset."""
         from vzsql.ops.subset import isel
 
         return isel(self, **indexers)
@@ -249,10 +249,6 @@ def open_manifest(path: str | os.PathLike[str], *, allow: Any = None) -> Manifes
 
 
 # -- allow-lists of derived manifests (vzsql.allowlist, rule 4) --------------------------------
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
 def _manifests_in(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Manifest]:
     """The manifests an operation was given: arguments, or items of list/tuple arguments."""
     out: list[Manifest] = []
@@ -268,7 +264,7 @@ def _uris(m: Manifest) -> list[str]:
     return m.tables.sources["uri"].to_pylist()  # type: ignore[no-any-return]
 
 
-def derives_allow(op: Callable[_P, _R]) -> Callable[_P, _R]:
+def derives_allow[**P, R](op: Callable[P, R]) -> Callable[P, R]:
     """Wrap an operation on manifests so the allow-list travels with its result.
 
     While ``op`` runs, bytes it reads itself (coordinate values) must pass its inputs'
@@ -280,7 +276,7 @@ def derives_allow(op: Callable[_P, _R]) -> Callable[_P, _R]:
     from vzsql.allowlist import derived, reading_under, renamed
 
     @functools.wraps(op)
-    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
         inputs = _manifests_in(args, kwargs)
         if not inputs or any(m.allow is None for m in inputs):
             # no list to carry (result: None); reads stay under any enclosing operation's
