@@ -15,6 +15,7 @@ from vzsql.errors import (
     InconsistentConcatError,
     ManifestFormatError,
     QueryError,
+    RechunkError,
     ReadOnlyStoreError,
     ReferenceFormatError,
     RemoteReadError,
@@ -31,7 +32,7 @@ from vzsql.errors import (
 from vzsql.importers.icechunk import from_icechunk
 from vzsql.importers.kerchunk import from_kerchunk
 from vzsql.manifest import Manifest, open_manifest
-from vzsql.ops import combine, concat, merge
+from vzsql.ops import combine, concat, merge, rechunk
 from vzsql.scan import scan
 from vzsql.tables import Tables
 
@@ -48,6 +49,7 @@ __all__ = [
     "ManifestFormatError",
     "ManifestStore",
     "QueryError",
+    "RechunkError",
     "ReadOnlyStoreError",
     "ReferenceFormatError",
     "RemoteReadError",
@@ -68,6 +70,7 @@ __all__ = [
     "from_kerchunk",
     "merge",
     "open_manifest",
+    "rechunk",
     "open_manifest_dataset",
     "scan",
 ]

@@ -51,4 +51,12 @@ def merge(manifests: Sequence[Manifest]) -> Manifest:
     return _merge(manifests)
 
 
-__all__ = ["combine", "combine_parts", "concat", "merge"]
+@derives_allow
+def rechunk(m: Manifest, chunks: dict[str, int], **kwargs: Any) -> Manifest:
+    """Split or merge uncompressed chunks by byte arithmetic: ``vzsql.ops.rechunk``."""
+    from vzsql.ops.rechunk import rechunk as _rechunk
+
+    return _rechunk(m, chunks, **kwargs)
+
+
+__all__ = ["combine", "combine_parts", "concat", "merge", "rechunk"]
