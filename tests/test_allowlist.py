@@ -120,9 +120,9 @@ def test_scanned_manifest_reads_only_what_it_scanned(monthly_archive, tmp_path) 
 
 
 def test_imported_references_to_local_files_must_be_data_files(
-    monthly_archive,
+    monthly_archive,  # noqa: F811
     tmp_path,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ) -> None:
     monkeypatch.delenv("VZSQL_ALLOW", raising=False)
     refs = tmp_path / "refs" / "refs.json"

@@ -27,19 +27,32 @@ def test_scan_sql_info(monthly_archive, tmp_path):  # noqa: F811
     assert r.returncode == 0, r.stderr
     assert "air" in r.stdout
 
-    r = vzsql("sql", str(out), "SELECT array, count(*) AS n FROM chunks GROUP BY array ORDER BY 1",
-              "--format", "csv")
+    r = vzsql(
+        "sql",
+        str(out),
+        "SELECT array, count(*) AS n FROM chunks GROUP BY array ORDER BY 1",
+        "--format",
+        "csv",
+    )
     lines = r.stdout.strip().splitlines()
     assert lines[0] == '"array","n"'
     assert '"air",4' in lines
 
-    r = vzsql("sql", str(out), "SELECT * FROM chunks WHERE array = $a", "-p", "a=air",
-              "--format", "json")
+    r = vzsql(
+        "sql", str(out), "SELECT * FROM chunks WHERE array = $a", "-p", "a=air", "--format", "json"
+    )
     rows = [json.loads(line) for line in r.stdout.strip().splitlines()]
     assert len(rows) == 4 and all(row["array"] == "air" for row in rows)
 
-    r = vzsql("sql", str(out), "SELECT * FROM sources", "--format", "parquet", "-o",
-              str(tmp_path / "s.parquet"))
+    r = vzsql(
+        "sql",
+        str(out),
+        "SELECT * FROM sources",
+        "--format",
+        "parquet",
+        "-o",
+        str(tmp_path / "s.parquet"),
+    )
     assert r.returncode == 0, r.stderr
     assert pq.read_table(tmp_path / "s.parquet").num_rows == 1
 

@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
 def reports_errors[F: Callable[..., Any]](func: F) -> F:
     """Turn ``VzsqlError`` into a message on stderr and exit code 2."""
 

@@ -149,9 +149,7 @@ class Manifest:
                 raise ExportError("kerchunk Parquet references hold Zarr v2 metadata only")
             from vzsql.writers.kerchunk_parquet import write_kerchunk_parquet
 
-            write_kerchunk_parquet(
-                self._tables, path, record_size=record_size, overwrite=overwrite
-            )
+            write_kerchunk_parquet(self._tables, path, record_size=record_size, overwrite=overwrite)
         else:
             raise ExportError(f"unknown kerchunk format {format!r} (json or parquet)")
 
