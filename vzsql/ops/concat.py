@@ -39,8 +39,9 @@ from vzsql.ops.coords import (
     reencode_times,
 )
 from vzsql.ops.ordering import CoordValues, choose_order, coordinate_values, emit, piece_label
-from vzsql.ops.relations import conform_all, query, stack_pieces, union_sources
-from vzsql.tables import Tables
+from vzsql.ops.piece_chunks import assemble_chunks
+from vzsql.ops.relations import conform_all, query, renumber_sources, stack_pieces
+from vzsql.tables import CHUNKS_SCHEMA, TABLE_NAMES, Tables
 
 if TYPE_CHECKING:
     from vzsql.manifest import Manifest
@@ -53,6 +54,9 @@ _REBUILT_KINDS = {
     "disagree_chunk_grid",
 }
 _MAX_LISTED = 8
+# the per-piece tables concat and stack describe in SQL; chunk rows never go through SQL
+# there (vzsql.ops.piece_chunks)
+SMALL_TABLES = ("sources", "arrays", "grid", "groups")
 
 
 def codecs_key(codecs: str | None) -> str:
@@ -70,9 +74,12 @@ def codecs_key(codecs: str | None) -> str:
     return json.dumps(out, sort_keys=True)
 
 
-def describe_pieces(parts: Sequence[Tables]) -> dict[str, pa.Table]:
-    """The ``piece_*`` tables plus ``piece_labels`` and the comparison columns of arrays."""
-    pieces = stack_pieces(parts)
+def describe_pieces(
+    parts: Sequence[Tables], names: Sequence[str] = TABLE_NAMES
+) -> dict[str, pa.Table]:
+    """The ``piece_*`` tables (of ``names``) plus ``piece_labels`` and the comparison columns
+    of arrays."""
+    pieces = stack_pieces(parts, names)
     labels = [piece_label(p) for p in parts]
     arrays = pieces["piece_arrays"]
     piece_col = arrays["piece"].to_pylist()
@@ -109,11 +116,31 @@ def check_pieces(parts: Sequence[Tables], dim: str | None) -> pa.Table:
 def piece_problems(pieces: dict[str, pa.Table], dim: str | None) -> pa.Table:
     """``checks/piece_disagreement`` rows, plus (along ``dim``) chunk grids that differ
     outside the concatenated dimension (``checks/piece_grid_disagreement``)."""
-    problems = query("checks/piece_disagreement", pieces, {"dim": dim})
+    problems = piece_disagreement(pieces, dim)
     if dim is None:
         return problems
     grids = query("checks/piece_grid_disagreement", pieces, {"dim": dim})
     return pa.concat_tables([problems, grids.cast(problems.schema)])
+
+
+def piece_disagreement(pieces: dict[str, pa.Table], dim: str | None) -> pa.Table:
+    """``checks/piece_disagreement`` over ``pieces``, run first over each array's distinct
+    variants (``concat_piece_variants``): thousands of pieces of one series hold a variant
+    or two, and when the variants agree the pieces do. Only if they do not (or an array is
+    missing from a piece) is the check run over every piece, for the exact rows."""
+    arrays, labels = pieces["piece_arrays"], pieces["piece_labels"]
+    small = {"piece_arrays": arrays, "piece_labels": labels}
+    variants = query("concat_piece_variants", small, {"dim": dim})
+    if variants.num_rows < arrays.num_rows and not pc.any(variants["incomplete"]).as_py():
+        reps = labels.filter(pc.is_in(labels["piece"], pc.unique(variants["piece"])))
+        problems = query(
+            "checks/piece_disagreement",
+            {"piece_arrays": variants.drop_columns(["incomplete"]), "piece_labels": reps},
+            {"dim": dim},
+        )
+        if problems.num_rows == 0:
+            return problems
+    return query("checks/piece_disagreement", small, {"dim": dim})
 
 
 def raise_problems(problems: pa.Table, what: str) -> None:
@@ -270,25 +297,28 @@ def concat_existing(
                 b_attrs["units"] = cv.target_units
             rebuilt_attrs[name] = b_attrs
             units_repaired.add(name)
-    pieces = describe_pieces(parts)
+    pieces = describe_pieces(parts, SMALL_TABLES)
     problems = _drop_repaired(piece_problems(pieces, dim), rebuilt, units_repaired)
     raise_problems(problems, f"concatenate along {dim!r}")
-    sources, chunks = union_sources(pieces)
-    pieces["piece_chunks"] = chunks
+    sources, source_map = renumber_sources(pieces)
     offsets = query("concat_offsets", pieces, {"dim": dim})
     inputs = {**pieces, "offsets": offsets}
+    plan = query("concat_chunk_plan", inputs)
+    if rebuilt:  # their chunk rows are replaced by one inline chunk below
+        plan = plan.filter(pc.invert(pc.is_in(plan["array"], pa.array(list(rebuilt), pa.string()))))
+    chunks = assemble_chunks(parts, plan, source_map)
     out = {
         "sources": sources,
         "arrays": query("concat_arrays", inputs),
         "grid": query("concat_grid", inputs),
-        "chunks": query("concat_chunks", inputs),
+        "chunks": CHUNKS_SCHEMA.empty_table(),  # the small tables are finished without them
         "groups": parts[0].groups,
     }
     tables = conform_all(out)
     tables = apply_padding(tables, pieces, rebuilt=set(rebuilt))
     for name, vals in rebuilt.items():
         tables = inline_array(tables, name, vals, attrs=rebuilt_attrs[name])
-    return tables
+    return tables.with_tables(chunks=pa.concat_tables([chunks, tables.chunks]))
 
 
 def refuse_same_file(pieces: dict[str, pa.Table]) -> None:
@@ -412,8 +442,8 @@ def stack(parts: list[Tables], dim: str, *, coords: Sequence[Any] | None = None)
         )
         if dims is not None and len(dims) == 1 and name.split("/")[-1] == dims[0]
     }
-    pieces = describe_pieces(parts)
-    problems = query("checks/piece_disagreement", pieces, {"dim": None})
+    pieces = describe_pieces(parts, SMALL_TABLES)
+    problems = piece_disagreement(pieces, None)
     raise_problems(problems, f"stack along new dimension {dim!r}")
     names = [set(p.arrays["array"].to_pylist()) for p in parts]
     if any(n != names[0] for n in names):
@@ -434,15 +464,14 @@ def stack(parts: list[Tables], dim: str, *, coords: Sequence[Any] | None = None)
     keep_once |= equal_auxiliary_coordinates(parts, exclude=keep_once | {dim})
     stacked = pa.table({"array": pa.array(sorted(names[0] - keep_once), pa.string())})
     refuse_same_file(pieces)
-    sources, chunks = union_sources(pieces)
-    pieces["piece_chunks"] = chunks
+    sources, source_map = renumber_sources(pieces)
     inputs = {**pieces, "stacked": stacked}
     params = {"dim": dim, "n_pieces": len(parts)}
     out = {
         "sources": sources,
         "arrays": query("stack_arrays", inputs, params),
         "grid": query("stack_grid", inputs),
-        "chunks": query("stack_chunks", inputs),
+        "chunks": assemble_chunks(parts, query("stack_chunk_plan", inputs), source_map),
         "groups": parts[0].groups,
     }
     tables = conform_all(out)

@@ -76,7 +76,9 @@ def stack_pieces(
     """``piece_<table>`` relations: every table of every part with ``piece`` and ``pos`` columns.
 
     Built with one concatenation per table and numpy for the two columns, so stacking
-    thousands of pieces costs no Python work per row.
+    thousands of pieces costs no Python work per row. Tables other than ``chunks`` are made
+    contiguous: DuckDB pays per Arrow batch, and thousands of batches of a few rows each
+    cost more to scan than copying them once (chunk rows stay zero-copy).
     """
     out: dict[str, pa.Table] = {}
     for name in names:
@@ -87,18 +89,28 @@ def stack_pieces(
         pos = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(
             np.cumsum(counts) - counts, counts
         )
+        if name != "chunks":
+            stacked = stacked.combine_chunks()
         out[f"piece_{name}"] = stacked.append_column("piece", pa.array(piece)).append_column(
             "pos", pa.array(pos)
         )
     return out
 
 
-def union_sources(pieces: dict[str, pa.Table]) -> tuple[pa.Table, pa.Table]:
-    """Renumbered ``sources`` (one row per distinct URI) and ``piece_chunks`` with new ids."""
-    mapping = query("union_sources", pieces)
+def renumber_sources(pieces: dict[str, pa.Table]) -> tuple[pa.Table, pa.Table]:
+    """Renumbered ``sources`` (one row per distinct URI) and the map from each piece's old
+    ids to the new ones (``piece``, ``old_id``, ``source_id``): SQL over ``piece_sources``
+    only, a few rows per piece."""
+    mapping = query("union_sources", {"piece_sources": pieces["piece_sources"]})
     sources = conform(
         "sources", mapping.filter(mapping["is_first"]).drop_columns(["piece", "old_id", "is_first"])
     )
+    return sources, mapping.select(["piece", "old_id", "source_id"])
+
+
+def union_sources(pieces: dict[str, pa.Table]) -> tuple[pa.Table, pa.Table]:
+    """Renumbered ``sources`` (one row per distinct URI) and ``piece_chunks`` with new ids."""
+    sources, mapping = renumber_sources(pieces)
     chunks = query("remap_chunk_sources", {**pieces, "source_map": mapping})
     return sources, chunks
 

@@ -1,0 +1,239 @@
+"""The chunk rows of many pieces put together with Arrow and numpy, no SQL pass over them.
+
+Concatenating or stacking thousands of manifests moves millions of chunk rows, and every
+DuckDB pass over them (a join, a sort, materialising the result) costs seconds and a copy
+of the table. Yet what happens to a chunk row depends only on its piece and its array:
+whether it is kept, which position of its index is shifted and by how much, whether a
+leading index is put in front, and how its source id is renumbered. Those decisions are
+made in SQL over small per-(piece, array) relations (``queries/concat_chunk_plan.sql``,
+``queries/stack_chunk_plan.sql``, ``queries/union_sources.sql``) and applied here to the
+rows with vectorised lookups:
+
+- the pieces' chunk tables are stacked with ``pa.concat_tables`` (zero copy);
+- the ``array``, ``offset``, ``length`` and ``data`` columns of kept rows are slices of the
+  pieces' own buffers (zero copy) when the kept rows form few runs, else one filter;
+- ``index`` is rebuilt from the flattened values of the pieces' lists with one numpy add
+  (shift) or scatter (leading index), and ``source_id`` with one table lookup.
+
+The row order is the pieces' order, then each piece's own row order (the order of the
+chunks table is not part of the contract; saving a manifest sorts it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vzsql.errors import InconsistentConcatError
+from vzsql.tables import CHUNKS_SCHEMA, Tables
+
+Ints = np.ndarray[Any, Any]
+
+# kept rows as slices of the pieces (zero copy) unless they break into more runs than this
+# many per piece (then one filter pass is cheaper than thousands of tiny slices)
+_MAX_RUNS_PER_PIECE = 8
+
+
+def assemble_chunks(parts: Sequence[Tables], plan: pa.Table, source_map: pa.Table) -> pa.Table:
+    """The chunk rows of ``parts`` transformed as ``plan`` says, sources renumbered.
+
+    ``plan``: one row per kept (``piece``, ``array``) with ``d`` (index position to shift,
+    null for none), ``shift`` (added to ``index[d]``) and ``lead`` (a value put in front of
+    the index, null for none). Rows of (piece, array) pairs absent from the plan are dropped.
+    ``source_map``: (``piece``, ``old_id``, ``source_id``) from ``queries/union_sources.sql``;
+    a source id a piece does not list becomes null.
+    """
+    tables = [p.chunks.select(CHUNKS_SCHEMA.names) for p in parts]
+    counts = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
+    if not len(tables) or not counts.sum() or plan.num_rows == 0:
+        return CHUNKS_SCHEMA.empty_table()
+    stacked = pa.concat_tables(tables, promote_options="permissive")
+    runs = Runs.of(stacked["array"], counts, plan)
+    source_id = remap_source_ids(stacked["source_id"], counts, source_map)
+    index = rebuild_index(stacked["index"], runs)
+    if not runs.keep.all():
+        source_id = source_id[runs.rows(runs.keep)]
+    return pa.Table.from_arrays(
+        [
+            *keep_rows([t.select(["array"]) for t in tables], runs).columns,
+            index,
+            pa.array(source_id, mask=source_id < 0),
+            *keep_rows([t.select(["offset", "length", "data"]) for t in tables], runs).columns,
+        ],
+        schema=CHUNKS_SCHEMA,
+    )
+
+
+def _ints(column: pa.ChunkedArray | pa.Array, null: int, dtype: Any = np.int64) -> Ints:
+    """An integer column as numpy values of ``dtype``, nulls replaced by ``null``."""
+    return pc.fill_null(column, null).to_numpy().astype(dtype, copy=False)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Runs:
+    """The stacked chunk rows as runs of one piece and one array, with the plan's decision
+    for each run: a piece stores an array's chunks together, so there are a few runs per
+    piece and everything decided per (piece, array) is computed per run, not per row."""
+
+    start: Ints  # first row of each run
+    length: Ints  # rows in each run
+    piece: Ints  # the run's piece
+    keep: Ints  # bool: the run's rows are kept
+    d: Ints  # index position to shift (-1: none)
+    shift: Ints  # added to index[d]
+    lead: Ints  # value put in front of the index (-1: none)
+
+    @classmethod
+    def of(cls, array: pa.ChunkedArray, counts: Ints, plan: pa.Table) -> Runs:
+        names = pc.unique(plan["array"])
+        codes = _ints(pc.index_in(array, value_set=names), -1, np.int32)
+        change = np.empty(len(codes), dtype=bool)
+        change[0] = True
+        np.not_equal(codes[1:], codes[:-1], out=change[1:])
+        firsts = (np.cumsum(counts) - counts)[counts > 0]
+        change[firsts] = True  # a run never spans two pieces
+        start = np.flatnonzero(change)
+        del change
+        length = np.diff(np.append(start, len(codes)))
+        piece = np.repeat(np.arange(len(counts)), counts)[start]
+        code = codes[start].astype(np.int64)
+        del codes
+        sentinel = len(counts) * len(names)  # the slot of arrays the plan does not name
+        slot = np.where(code >= 0, piece * len(names) + code, sentinel)
+        plan_slot = _ints(plan["piece"], 0) * len(names) + _ints(
+            pc.index_in(plan["array"], value_set=names), 0
+        )
+
+        def per_run(values: Ints, default: Any) -> Ints:
+            table = np.full(sentinel + 1, default, dtype=values.dtype)
+            table[plan_slot] = values
+            return table[slot]  # type: ignore[no-any-return]
+
+        return cls(
+            start=start,
+            length=length,
+            piece=piece,
+            keep=per_run(np.ones(plan.num_rows, dtype=bool), False),
+            d=per_run(_ints(plan["d"], -1), -1),
+            shift=per_run(_ints(plan["shift"], 0), 0),
+            lead=per_run(_ints(plan["lead"], -1), -1),
+        )
+
+    def rows(self, per_run: Ints) -> Ints:
+        """A per-run value repeated for every row of its run."""
+        return np.repeat(per_run, self.length)
+
+
+def remap_source_ids(column: pa.ChunkedArray, counts: Ints, source_map: pa.Table) -> Ints:
+    """The new source id (int32) of every row, -1 where null or not a source of its piece.
+
+    A piece's old ids are small integers: slot ``base[piece] + old_id`` of one dense table
+    holds the new id, so millions of rows are renumbered by one lookup instead of a join.
+    """
+    old = _ints(column, -1, np.int64)
+    m_piece = _ints(source_map["piece"], 0)
+    m_old = _ints(source_map["old_id"], -1)
+    ok = m_old >= 0
+    m_piece, m_old = m_piece[ok], m_old[ok]
+    width = np.zeros(len(counts), dtype=np.int64)
+    np.maximum.at(width, m_piece, m_old + 1)
+    base = np.concatenate([[0], np.cumsum(width)])
+    table = np.full(int(base[-1]) + 1, -1, dtype=np.int32)
+    table[base[m_piece] + m_old] = _ints(source_map["source_id"], -1)[ok]
+    unknown = (old < 0) | (old >= np.repeat(width, counts))
+    old += np.repeat(base[:-1], counts)
+    old[unknown] = base[-1]
+    return table[old]  # type: ignore[no-any-return]
+
+
+def rebuild_index(column: pa.ChunkedArray, runs: Runs) -> pa.Array:
+    """The ``index`` lists of the kept rows, with ``index[d] += shift`` and ``lead`` (where
+    not negative) put in front.
+
+    Works on the flattened list values (int32, as stored): a row's element ``d`` sits at its
+    list start plus ``d``, so the shift is one fancy-indexed add over all rows (rows not
+    shifted add 0); a leading value moves the elements of its row one slot right (one
+    scatter).
+    """
+    values = pc.list_flatten(column).to_numpy()
+    if len(values) >= 2**31:
+        raise InconsistentConcatError("more than 2**31 chunk index values in one table")
+    if not values.flags.writeable:
+        values = values.copy()
+    lengths = _ints(pc.list_value_length(column), 0, np.int32)
+    nulls = column.is_null().to_numpy()
+    starts = np.empty(len(lengths) + 1, dtype=np.int32)  # list offsets into values
+    starts[0] = 0
+    np.cumsum(lengths, out=starts[1:])
+    shift = np.where(runs.keep & (runs.d >= 0), runs.shift, 0)
+    if shift.any():
+        if shift.min() < 0 or (values.size and int(values.max()) + int(shift.max()) >= 2**31):
+            raise InconsistentConcatError("a chunk index does not fit in 32 bits after the shift")
+        at = runs.rows(np.maximum(runs.d, 0).astype(np.int32))
+        rows_shift = runs.rows(shift.astype(np.int32))
+        inside = at < lengths  # a null index, or one shorter than d, is left as it is
+        at += starts[:-1]
+        if inside.all():  # every target is inside its own list: no two rows share one
+            values[at] += rows_shift
+        else:
+            values[at[inside]] += rows_shift[inside]
+        del at, rows_shift, inside
+    led = runs.keep & (runs.lead >= 0)
+    if led.any():
+        if runs.lead.max() >= 2**31 or len(values) + len(lengths) >= 2**31:
+            raise InconsistentConcatError("a leading chunk index does not fit in 32 bits")
+        has_lead = runs.rows(led) & ~nulls
+        new_lengths = lengths + has_lead
+        new_starts = np.empty_like(starts)
+        new_starts[0] = 0
+        np.cumsum(new_lengths, out=new_starts[1:])
+        out = np.empty(int(new_starts[-1]), dtype=values.dtype)
+        out[new_starts[:-1][has_lead]] = runs.rows(runs.lead.astype(np.int32))[has_lead]
+        out[
+            np.arange(len(values)) + np.repeat(new_starts[:-1] + has_lead - starts[:-1], lengths)
+        ] = values
+        values, lengths, starts = out, new_lengths, new_starts
+    if not runs.keep.all():
+        keep = runs.rows(runs.keep)
+        values = values[np.repeat(keep, lengths)]
+        lengths, nulls = lengths[keep], nulls[keep]
+        starts = np.empty(len(lengths) + 1, dtype=np.int32)
+        starts[0] = 0
+        np.cumsum(lengths, out=starts[1:])
+    return pa.ListArray.from_arrays(
+        pa.array(starts),
+        pa.array(values.astype(np.int32, copy=False)),
+        type=CHUNKS_SCHEMA.field("index").type,
+        mask=pa.array(nulls) if nulls.any() else None,
+    )
+
+
+def keep_rows(tables: list[pa.Table], runs: Runs) -> pa.Table:
+    """The kept rows of the stacked ``tables``: slices of the pieces' own tables (no copy)
+    when the kept runs are few (typically: a run per piece and array), else one filter."""
+    if runs.keep.all():
+        return pa.concat_tables(tables, promote_options="permissive")
+    if runs.keep.sum() > _MAX_RUNS_PER_PIECE * len(tables):
+        keep = pa.array(runs.rows(runs.keep))
+        return pa.concat_tables(tables, promote_options="permissive").filter(keep)
+    # merge kept runs that follow each other in one piece into one slice
+    kept = np.flatnonzero(runs.keep)
+    joins = (np.diff(kept) == 1) & (np.diff(runs.piece[kept]) == 0)
+    first = np.concatenate([[True], ~joins])
+    last = np.concatenate([~joins, [True]])
+    begin = runs.start[kept[first]]
+    end = runs.start[kept[last]] + runs.length[kept[last]]
+    piece = runs.piece[kept[first]]
+    bounds = np.cumsum([t.num_rows for t in tables]) - [t.num_rows for t in tables]
+    slices = [
+        tables[p].slice(int(a - bounds[p]), int(b - a))
+        for p, a, b in zip(piece.tolist(), begin.tolist(), end.tolist(), strict=True)
+    ]
+    if not slices:
+        return tables[0].slice(0, 0)
+    return pa.concat_tables(slices, promote_options="permissive")
