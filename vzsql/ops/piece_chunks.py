@@ -221,8 +221,10 @@ def keep_rows(tables: list[pa.Table], runs: Runs) -> pa.Table:
     if runs.keep.sum() > _MAX_RUNS_PER_PIECE * len(tables):
         keep = pa.array(runs.rows(runs.keep))
         return pa.concat_tables(tables, promote_options="permissive").filter(keep)
-    # merge kept runs that follow each other in one piece into one slice
     kept = np.flatnonzero(runs.keep)
+    if not kept.size:
+        return tables[0].slice(0, 0)
+    # kept runs that follow each other in one piece become one slice
     joins = (np.diff(kept) == 1) & (np.diff(runs.piece[kept]) == 0)
     first = np.concatenate([[True], ~joins])
     last = np.concatenate([~joins, [True]])
@@ -234,6 +236,4 @@ def keep_rows(tables: list[pa.Table], runs: Runs) -> pa.Table:
         tables[p].slice(int(a - bounds[p]), int(b - a))
         for p, a, b in zip(piece.tolist(), begin.tolist(), end.tolist(), strict=True)
     ]
-    if not slices:
-        return tables[0].slice(0, 0)
     return pa.concat_tables(slices, promote_options="permissive")
