@@ -10,12 +10,15 @@ best of ``--repeat`` runs. The target is vzsql >= 3x faster.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import best_of
 
 
 def write_file(path: Path, messages: int) -> int:
@@ -53,15 +56,6 @@ def write_file(path: Path, messages: int) -> int:
     return path.stat().st_size
 
 
-def best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=1000)
@@ -77,10 +71,10 @@ def main() -> None:
         size = write_file(path, args.messages)
         print(f"file: {args.messages} GRIB2 messages, {size / 2**20:.1f} MiB")
         t_vz, tables = best_of(args.repeat, lambda: scan_grib(str(path)))
-        chunks = tables.chunks.num_rows  # type: ignore[attr-defined]
+        chunks = tables.chunks.num_rows
         print(f"vzsql scan_grib:           {t_vz:8.3f} s  ({chunks} chunk rows)")
         t_kc, refs = best_of(args.repeat, lambda: kerchunk_scan(str(path)))
-        print(f"kerchunk grib2.scan_grib:  {t_kc:8.3f} s  ({len(refs)} reference sets)")  # type: ignore[arg-type]
+        print(f"kerchunk grib2.scan_grib:  {t_kc:8.3f} s  ({len(refs)} reference sets)")
         print(f"speed-up vzsql vs kerchunk: {t_kc / t_vz:.1f}x (target >= 3x)")
 
 

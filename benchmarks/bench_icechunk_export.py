@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -32,102 +33,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.synthetic import (
+    ONE_ARRAY_CHUNK,
+    ZLIB_CODECS,
+    one_array_dataset,
+    one_array_manifest,
+)
 from vzsql.manifest import Manifest
-from vzsql.tables import Tables
 
-CHUNK = (1, 100, 100)
-N_FILES = 100
 BUCKET = "s3://bucket/"
-CODECS = [
-    {"name": "bytes", "configuration": {"endian": "little"}},
-    {"name": "numcodecs.zlib", "configuration": {"level": 4}},
-]
-
-
-def synthetic(nt: int) -> tuple[Tables, dict[str, Any]]:
-    """The manifest tables and the same references as numpy arrays (C order of chunk index)."""
-    grid_shape = (nt, 10, 10)
-    n = int(np.prod(grid_shape))
-    rng = np.random.default_rng(0)
-    t, y, x = (a.ravel() for a in np.indices(grid_shape, dtype=np.int32))
-    per_file = max(1, nt // N_FILES)
-    source_id = (t // per_file).astype(np.int32)
-    lengths = rng.integers(20_000, 40_000, n, dtype=np.int64)
-    offsets = np.cumsum(lengths) - lengths
-    first = np.searchsorted(source_id, np.arange(source_id.max() + 1))
-    offsets = offsets - offsets[first][source_id] + 4096
-    n_src = int(source_id.max()) + 1
-    uris = [f"{BUCKET}era/file_{i:04d}.nc" for i in range(n_src)]
-    etags = [f'"{i:032x}"' for i in range(n_src)]
-    sizes = np.bincount(source_id, weights=lengths).astype(np.int64) + 8192
-    index = pa.ListArray.from_arrays(
-        pa.array(np.arange(0, 3 * n + 1, 3, dtype=np.int32)),
-        pa.array(np.stack([t, y, x], axis=1).ravel()),
-    )
-    chunks = pa.table(
-        {
-            "array": pa.array(np.full(n, "data", dtype=object), pa.string()),
-            "index": index,
-            "source_id": source_id,
-            "offset": offsets,
-            "length": lengths,
-            "data": pa.nulls(n, pa.binary()),
-        }
-    )
-    grid = pa.concat_tables(
-        pa.table(
-            {
-                "array": ["data"] * k,
-                "dim": np.full(k, d, np.int16),
-                "chunk": np.arange(k, dtype=np.int32),
-                "start": np.arange(k, dtype=np.int64) * CHUNK[d],
-                "length": np.full(k, CHUNK[d], np.int64),
-            }
-        )
-        for d, k in enumerate(grid_shape)
-    )
-    array_row = {
-        "array": "data",
-        "dims": ["time", "y", "x"],
-        "shape": [nt, 1000, 1000],
-        "chunk_shape": list(CHUNK),
-        "dtype": "float32",
-        "fill_value": '"NaN"',
-        "codecs": json.dumps(CODECS),
-        "attrs": json.dumps({"units": "K"}),
-        "attr_dtypes": "{}",
-    }
-    sources = pa.table(
-        {
-            "source_id": np.arange(n_src, dtype=np.int32),
-            "uri": uris,
-            "format": ["hdf5"] * n_src,
-            "size": sizes,
-            "etag": etags,
-        }
-    )
-    tables = Tables.from_mapping(
-        {
-            "sources": sources,
-            "arrays": pa.Table.from_pylist([array_row]),
-            "grid": grid,
-            "chunks": chunks,
-            "groups": pa.Table.from_pylist([{"group": "", "attrs": "{}"}]),
-        }
-    )
-    refs = {
-        "grid_shape": grid_shape,
-        "paths": np.asarray(uris, dtype=np.dtypes.StringDType())[source_id].reshape(grid_shape),
-        "offsets": offsets.astype(np.uint64).reshape(grid_shape),
-        "lengths": lengths.astype(np.uint64).reshape(grid_shape),
-        "per_file": per_file,
-        "etags": etags,
-        "meta": array_row,
-    }
-    return tables, refs
 
 
 def icechunk_config() -> Any:
@@ -156,10 +72,13 @@ def write_metadata(store: Any, meta: dict[str, Any]) -> None:
         "node_type": "array",
         "shape": meta["shape"],
         "data_type": "float32",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(CHUNK)}},
+        "chunk_grid": {
+            "name": "regular",
+            "configuration": {"chunk_shape": list(ONE_ARRAY_CHUNK)},
+        },
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": "NaN",
-        "codecs": CODECS,
+        "codecs": list(ZLIB_CODECS),
         "attributes": {"units": "K"},
         "dimension_names": meta["dims"],
     }
@@ -203,27 +122,6 @@ def bare_per_source(path: Path, refs: dict[str, Any]) -> None:
     session.commit("bare, per-source etags")
 
 
-def virtualizarr_dataset(refs: dict[str, Any]) -> Any:
-    import xarray as xr
-    from virtualizarr.manifests import ChunkManifest, ManifestArray
-    from virtualizarr.manifests.utils import create_v3_array_metadata
-
-    manifest = ChunkManifest.from_arrays(
-        paths=refs["paths"], offsets=refs["offsets"], lengths=refs["lengths"]
-    )
-    meta = create_v3_array_metadata(
-        shape=tuple(refs["meta"]["shape"]),
-        data_type=np.dtype("float32"),
-        chunk_shape=CHUNK,
-        fill_value=np.float32("nan"),
-        codecs=CODECS[1:],
-        attributes={"units": "K"},
-        dimension_names=("time", "y", "x"),
-    )
-    marr = ManifestArray(metadata=meta, chunkmanifest=manifest)
-    return xr.Dataset({"data": xr.Variable(("time", "y", "x"), marr)})
-
-
 def virtualizarr(path: Path, ds: Any) -> None:
     session = new_repo(path).writable_session("main")
     ds.vz.to_icechunk(session.store)
@@ -260,13 +158,13 @@ def main() -> None:
     warnings.simplefilter("ignore")
 
     t0 = time.perf_counter()
-    tables, refs = synthetic(args.nt)
+    tables, refs = one_array_manifest(args.nt, f"{BUCKET}era/", with_etags=True)
     m = Manifest(tables)
     print(
         f"synthetic manifest: {tables.chunks.num_rows:,} references over "
         f"{tables.sources.num_rows} sources ({time.perf_counter() - t0:.2f} s to build)"
     )
-    ds = virtualizarr_dataset(refs)
+    ds = one_array_dataset(refs)
     root = Path(tempfile.mkdtemp(prefix="bench_icechunk_"))
     try:
         # every writer must really write all references (checked once, outside the timings)

@@ -5,7 +5,7 @@ in chunks of (1, 100, 100) -> 10000 x 10 x 10 = 1,000,000 references spread over
 URLs. VirtualiZarr gets the same references as a ``ChunkManifest`` built from numpy arrays
 inside a ``ManifestArray``-backed Dataset and writes with ``.vz.to_kerchunk``.
 
-    .venv/bin/python benchmarks/bench_kerchunk_export.py [--refs-per-dim-time 10000] [--repeat 1]
+    .venv/bin/python benchmarks/bench_kerchunk_export.py [--nt 10000] [--repeat 1]
 
 Prints each writer's time (best of ``--repeat``) and vzsql's speed-up; the target is >= 10x
 for both formats.
@@ -14,129 +14,19 @@ for both formats.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
+import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import best_of
+from benchmarks.synthetic import one_array_dataset, one_array_manifest
 from vzsql.manifest import Manifest
-from vzsql.tables import Tables
-
-CHUNK = (1, 100, 100)
-N_FILES = 100
-CODECS = [
-    {"name": "bytes", "configuration": {"endian": "little"}},
-    {"name": "numcodecs.zlib", "configuration": {"level": 4}},
-]
-
-
-def synthetic(nt: int) -> tuple[Tables, dict[str, np.ndarray]]:
-    """The manifest tables and the same references as numpy arrays (C order of chunk index)."""
-    grid_shape = (nt, 10, 10)
-    n = int(np.prod(grid_shape))
-    rng = np.random.default_rng(0)
-    t, y, x = (a.ravel() for a in np.indices(grid_shape, dtype=np.int32))
-    per_file = max(1, nt // N_FILES)
-    source_id = (t // per_file).astype(np.int32)
-    lengths = rng.integers(20_000, 40_000, n, dtype=np.int64)
-    # chunks laid out one after another inside each file
-    offsets = np.cumsum(lengths) - lengths
-    first = np.searchsorted(source_id, np.arange(source_id.max() + 1))
-    offsets = offsets - offsets[first][source_id] + 4096
-    uris = [f"s3://bucket/era/file_{i:04d}.nc" for i in range(int(source_id.max()) + 1)]
-    index = pa.ListArray.from_arrays(
-        pa.array(np.arange(0, 3 * n + 1, 3, dtype=np.int32)),
-        pa.array(np.stack([t, y, x], axis=1).ravel()),
-    )
-    chunks = pa.table(
-        {
-            "array": pa.array(np.full(n, "data", dtype=object), pa.string()),
-            "index": index,
-            "source_id": source_id,
-            "offset": offsets,
-            "length": lengths,
-            "data": pa.nulls(n, pa.binary()),
-        }
-    )
-    shape = [nt, 1000, 1000]
-    grid_rows = [
-        pa.table(
-            {
-                "array": ["data"] * k,
-                "dim": np.full(k, d, np.int16),
-                "chunk": np.arange(k, dtype=np.int32),
-                "start": np.arange(k, dtype=np.int64) * CHUNK[d],
-                "length": np.full(k, CHUNK[d], np.int64),
-            }
-        )
-        for d, k in enumerate(grid_shape)
-    ]
-    tables = Tables.from_mapping(
-        {
-            "sources": pa.table(
-                {
-                    "source_id": np.arange(len(uris), dtype=np.int32),
-                    "uri": uris,
-                    "format": ["hdf5"] * len(uris),
-                }
-            ),
-            "arrays": pa.Table.from_pylist(
-                [
-                    {
-                        "array": "data",
-                        "dims": ["time", "y", "x"],
-                        "shape": shape,
-                        "chunk_shape": list(CHUNK),
-                        "dtype": "float32",
-                        "fill_value": '"NaN"',
-                        "codecs": json.dumps(CODECS),
-                        "attrs": json.dumps({"units": "K"}),
-                        "attr_dtypes": "{}",
-                    }
-                ]
-            ),
-            "grid": pa.concat_tables(grid_rows),
-            "chunks": chunks,
-            "groups": pa.Table.from_pylist([{"group": "", "attrs": "{}"}]),
-        }
-    )
-    paths = np.asarray(uris, dtype=np.dtypes.StringDType())[source_id].reshape(grid_shape)
-    arrays = {
-        "paths": paths,
-        "offsets": offsets.astype(np.uint64).reshape(grid_shape),
-        "lengths": lengths.astype(np.uint64).reshape(grid_shape),
-    }
-    return tables, arrays
-
-
-def virtualizarr_dataset(nt: int, arrays: dict[str, np.ndarray]) -> object:
-    import xarray as xr
-    from virtualizarr.manifests import ChunkManifest, ManifestArray
-    from virtualizarr.manifests.utils import create_v3_array_metadata
-
-    manifest = ChunkManifest.from_arrays(
-        paths=arrays["paths"],  # type: ignore[arg-type]
-        offsets=arrays["offsets"],
-        lengths=arrays["lengths"],
-    )
-    meta = create_v3_array_metadata(
-        shape=(nt, 1000, 1000),
-        data_type=np.dtype("float32"),
-        chunk_shape=CHUNK,
-        fill_value=np.float32("nan"),
-        codecs=CODECS[1:],
-        attributes={"units": "K"},
-        dimension_names=("time", "y", "x"),
-    )
-    marr = ManifestArray(metadata=meta, chunkmanifest=manifest)
-    return xr.Dataset({"data": xr.Variable(("time", "y", "x"), marr)})
 
 
 def remove(path: Path) -> None:
@@ -144,16 +34,6 @@ def remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
-
-
-def best_of(repeat: int, fn: Callable[[], object], cleanup: Callable[[], None]) -> float:
-    times = []
-    for _ in range(repeat):
-        cleanup()
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -164,21 +44,21 @@ def main() -> None:
     warnings.simplefilter("ignore")
 
     t0 = time.perf_counter()
-    tables, arrays = synthetic(args.nt)
+    tables, refs = one_array_manifest(args.nt)
     m = Manifest(tables)
     print(f"synthetic manifest: {tables.chunks.num_rows:,} references "
           f"({time.perf_counter() - t0:.2f} s to build)")  # fmt: skip
-    ds = virtualizarr_dataset(args.nt, arrays)
+    ds = one_array_dataset(refs)
     root = Path(tempfile.mkdtemp(prefix="bench_kerchunk_"))
     try:
         for fmt, suffix in (("json", "json"), ("parquet", "parq")):
             ours, theirs = root / f"vzsql.{suffix}", root / f"vz.{suffix}"
-            t_ours = best_of(
+            t_ours, _ = best_of(
                 args.repeat, partial(m.to_kerchunk, ours, format=fmt), partial(remove, ours)
             )
-            t_vz = best_of(
+            t_vz, _ = best_of(
                 args.repeat,
-                partial(ds.vz.to_kerchunk, str(theirs), format=fmt),  # type: ignore[attr-defined]
+                partial(ds.vz.to_kerchunk, str(theirs), format=fmt),
                 partial(remove, theirs),
             )
             print(

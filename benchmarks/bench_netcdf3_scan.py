@@ -21,14 +21,17 @@ The target is vzsql >= 3x faster than VirtualiZarr's parser.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import best_of
 
 
 def write_file(path: Path, records: int, variables: int) -> int:
@@ -56,15 +59,6 @@ def write_file(path: Path, records: int, variables: int) -> int:
     return path.stat().st_size
 
 
-def best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=6000)
@@ -90,7 +84,7 @@ def main() -> None:
         )
 
         t_scanner, tables = best_of(args.repeat, lambda: scan_netcdf3(url))
-        refs = tables.chunks.num_rows  # type: ignore[attr-defined]
+        refs = tables.chunks.num_rows
         print(f"vzsql scan_netcdf3:                      {t_scanner:8.4f} s  ({refs} chunk rows)")
         t_scan, _ = best_of(args.repeat, lambda: vzsql.scan(str(path)))
         print(f"vzsql.scan:                              {t_scan:8.4f} s")

@@ -10,13 +10,16 @@ so the comparison is like for like; vzsql's default thread pool is shown as well
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import best_of
 
 
 def write_archive(folder: Path, files: int, days: int) -> list[Path]:
@@ -44,15 +47,6 @@ def write_archive(folder: Path, files: int, days: int) -> list[Path]:
                 v[:] = np.broadcast_to(np.arange(days, dtype="f4")[:, None, None], (days, 45, 90))
         paths.append(path)
     return paths
-
-
-def best_of(repeat: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -96,15 +90,15 @@ def main() -> None:
                 SingleHdf5ToZarr(str(p), inline_threshold=0).translate()
 
         results = {
-            "vzsql (1 thread)": best_of(args.repeat, vzsql_one_thread),
-            "vzsql (thread pool)": best_of(args.repeat, vzsql_default),
+            "vzsql (1 thread)": best_of(args.repeat, vzsql_one_thread)[0],
+            "vzsql (thread pool)": best_of(args.repeat, vzsql_default)[0],
         }
         for name, fn in (
             ("VirtualiZarr HDFParser", virtualizarr),
             ("kerchunk SingleHdf5ToZarr", kerchunk),
         ):
             try:
-                results[name] = best_of(args.repeat, fn)
+                results[name], _ = best_of(args.repeat, fn)
             except Exception as e:  # a competitor failing is reported, not fatal
                 print(f"{name}: failed: {type(e).__name__}: {e}")
         base = results["vzsql (1 thread)"]

@@ -10,6 +10,10 @@ as plain strings, ``index`` as ``list<int32>``); ``compact_chunks`` gives the sa
 rows in a compact layout (dictionary ``array``, fixed-size index list, no ``data``
 column), to measure what a schema change would save. ``virtualizarr_manifests`` builds the
 same references as VirtualiZarr ``ChunkManifest``s from numpy arrays.
+
+``one_array_manifest`` is the export benchmarks' manifest (one array, ``nt`` x 100
+references) with the same references as numpy arrays; ``one_array_dataset`` makes the
+VirtualiZarr Dataset of them.
 """
 
 from __future__ import annotations
@@ -233,3 +237,135 @@ def virtualizarr_manifests(n: int, **kw: Any) -> dict[str, Any]:
             lengths=c["length"].astype(np.uint64).reshape(shape),
         )
     return out
+
+
+# -- one array of ~1M references: the kerchunk and Icechunk export benchmarks ---------------------
+ONE_ARRAY_CHUNK = (1, 100, 100)
+ZLIB_CODECS: tuple[dict[str, Any], ...] = (
+    {"name": "bytes", "configuration": {"endian": "little"}},
+    {"name": "numcodecs.zlib", "configuration": {"level": 4}},
+)
+
+
+def one_array_manifest(
+    nt: int,
+    uri_prefix: str = "s3://bucket/era/",
+    n_files: int = 100,
+    codecs: tuple[dict[str, Any], ...] = ZLIB_CODECS,
+    *,
+    with_etags: bool = False,
+) -> tuple[Tables, dict[str, Any]]:
+    """One float32 array ``data`` of shape ``(nt, 1000, 1000)`` in chunks of (1, 100, 100):
+    ``nt`` x 10 x 10 references, built vectorised.
+
+    The references are spread over about ``n_files`` files ``{uri_prefix}file_NNNN.nc``,
+    whole time steps to a file, laid out one after another after a 4096-byte header.
+    ``with_etags`` gives each source a size and an ETag, as a scan records them (otherwise
+    the sources have only URI and format).
+
+    Returns the tables and the same references as numpy arrays in C order of chunk index,
+    shaped like the chunk grid (``paths``, ``offsets``, ``lengths``: what VirtualiZarr's
+    ``ChunkManifest.from_arrays`` takes), with ``grid_shape``, ``per_file`` (time steps a
+    file), ``etags``, ``codecs`` and ``meta`` (the ``arrays`` row).
+    """
+    grid_shape = (nt, 10, 10)
+    n = int(np.prod(grid_shape))
+    rng = np.random.default_rng(0)
+    t, y, x = (a.ravel() for a in np.indices(grid_shape, dtype=np.int32))
+    per_file = max(1, nt // n_files)
+    source_id = (t // per_file).astype(np.int32)
+    lengths = rng.integers(20_000, 40_000, n, dtype=np.int64)
+    # chunks laid out one after another inside each file
+    offsets = np.cumsum(lengths) - lengths
+    first = np.searchsorted(source_id, np.arange(source_id.max() + 1))
+    offsets = offsets - offsets[first][source_id] + 4096
+    n_src = int(source_id.max()) + 1
+    uris = [f"{uri_prefix}file_{i:04d}.nc" for i in range(n_src)]
+    etags = [f'"{i:032x}"' for i in range(n_src)]
+    index = pa.ListArray.from_arrays(
+        pa.array(np.arange(0, 3 * n + 1, 3, dtype=np.int32)),
+        pa.array(np.stack([t, y, x], axis=1).ravel()),
+    )
+    chunks = pa.table(
+        {
+            "array": pa.array(np.full(n, "data", dtype=object), pa.string()),
+            "index": index,
+            "source_id": source_id,
+            "offset": offsets,
+            "length": lengths,
+            "data": pa.nulls(n, pa.binary()),
+        }
+    )
+    grid = pa.concat_tables(
+        pa.table(
+            {
+                "array": ["data"] * k,
+                "dim": np.full(k, d, np.int16),
+                "chunk": np.arange(k, dtype=np.int32),
+                "start": np.arange(k, dtype=np.int64) * ONE_ARRAY_CHUNK[d],
+                "length": np.full(k, ONE_ARRAY_CHUNK[d], np.int64),
+            }
+        )
+        for d, k in enumerate(grid_shape)
+    )
+    array_row = {
+        "array": "data",
+        "dims": ["time", "y", "x"],
+        "shape": [nt, 1000, 1000],
+        "chunk_shape": list(ONE_ARRAY_CHUNK),
+        "dtype": "float32",
+        "fill_value": '"NaN"',
+        "codecs": json.dumps(list(codecs)),
+        "attrs": json.dumps({"units": "K"}),
+        "attr_dtypes": "{}",
+    }
+    sources: dict[str, Any] = {
+        "source_id": np.arange(n_src, dtype=np.int32),
+        "uri": uris,
+        "format": ["hdf5"] * n_src,
+    }
+    if with_etags:
+        sources["size"] = np.bincount(source_id, weights=lengths).astype(np.int64) + 8192
+        sources["etag"] = etags
+    tables = Tables.from_mapping(
+        {
+            "sources": pa.table(sources),
+            "arrays": pa.Table.from_pylist([array_row]),
+            "grid": grid,
+            "chunks": chunks,
+            "groups": pa.Table.from_pylist([{"group": "", "attrs": "{}"}]),
+        }
+    )
+    refs = {
+        "grid_shape": grid_shape,
+        "paths": np.asarray(uris, dtype=np.dtypes.StringDType())[source_id].reshape(grid_shape),
+        "offsets": offsets.astype(np.uint64).reshape(grid_shape),
+        "lengths": lengths.astype(np.uint64).reshape(grid_shape),
+        "per_file": per_file,
+        "etags": etags,
+        "codecs": list(codecs),
+        "meta": array_row,
+    }
+    return tables, refs
+
+
+def one_array_dataset(refs: dict[str, Any]) -> Any:
+    """The references of ``one_array_manifest`` as a VirtualiZarr ``ManifestArray`` Dataset."""
+    import xarray as xr
+    from virtualizarr.manifests import ChunkManifest, ManifestArray
+    from virtualizarr.manifests.utils import create_v3_array_metadata
+
+    manifest = ChunkManifest.from_arrays(
+        paths=refs["paths"], offsets=refs["offsets"], lengths=refs["lengths"]
+    )
+    meta = create_v3_array_metadata(
+        shape=tuple(refs["meta"]["shape"]),
+        data_type=np.dtype("float32"),
+        chunk_shape=ONE_ARRAY_CHUNK,
+        fill_value=np.float32("nan"),
+        codecs=refs["codecs"][1:],  # VirtualiZarr adds the bytes codec itself
+        attributes={"units": "K"},
+        dimension_names=("time", "y", "x"),
+    )
+    marr = ManifestArray(metadata=meta, chunkmanifest=manifest)
+    return xr.Dataset({"data": xr.Variable(("time", "y", "x"), marr)})
