@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import faulthandler
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import pytest
 import xarray as xr
 
 import vzsql.errors as errors
+from tests.fixtures_cli import run_vzsql
 from tests.fixtures_grib import Field, encode, write_grib
 from tests.fixtures_hdf5 import write_nc_compression
 from tests.fixtures_netcdf3 import write_mixed
@@ -171,12 +170,6 @@ def test_damaged_hdf5_files_give_typed_errors_or_time_out(
     assert sum(o.failure is not None for o in outcomes) >= sum(must.values())
 
 
-def vzsql_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vzsql", *args], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
-
-
 @pytest.mark.parametrize("fmt", ["hdf5", "netcdf3", "grib", "zarr3", "dmrpp"])
 def test_cli_scan_of_bad_input_writes_nothing(
     good: dict[str, Path], tmp_path: Path, fmt: str
@@ -195,7 +188,7 @@ def test_cli_scan_of_bad_input_writes_nothing(
     else:
         shutil.copy(src, copy)
     out = tmp_path / "out.vzm"
-    r = vzsql_cli("scan", str(copy), str(bad), "-o", str(out), "-q", cwd=tmp_path)
+    r = run_vzsql("scan", str(copy), str(bad), "-o", str(out), "-q", cwd=tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
     assert bad.name in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()

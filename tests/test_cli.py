@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pyarrow.parquet as pq
 
 from tests.fixtures_archive import monthly_archive  # noqa: F401
+from tests.fixtures_cli import run_vzsql
 
 
 def vzsql(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vzsql", *args], capture_output=True, text=True, timeout=300
-    )
+    return run_vzsql(*args, timeout=300)
 
 
 def test_scan_sql_info(monthly_archive, tmp_path):  # noqa: F811

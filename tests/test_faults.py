@@ -21,6 +21,7 @@ import xarray as xr
 
 import vzsql
 from tests.fixtures_archive import monthly_archive  # noqa: F401
+from tests.fixtures_cli import run_vzsql
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFormatError, VzsqlError
 from vzsql.isolation import scan_isolated
 from vzsql.scanners import detect_format, get_scanner
@@ -103,24 +104,8 @@ def test_cli_records_failures_and_exits_1(monthly_archive, tmp_path):  # noqa: F
     bad["vanished"].unlink()
     out = tmp_path / "out.vzm"
     args = [str(p) for p in [*monthly_archive, *bad.values()]]
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vzsql",
-            "scan",
-            *args,
-            "-o",
-            str(out),
-            "-q",
-            "--on-error",
-            "record",
-            "--timeout",
-            str(TIMEOUT),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    r = run_vzsql(
+        "scan", *args, "-o", str(out), "-q", "--on-error", "record", "--timeout", str(TIMEOUT)
     )
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
@@ -132,12 +117,7 @@ def test_cli_records_failures_and_exits_1(monthly_archive, tmp_path):  # noqa: F
     assert saved.info()["sources"] == len(monthly_archive)
 
     # without --on-error record the first bad file stops the scan: exit 2, nothing written
-    r = subprocess.run(
-        [sys.executable, "-m", "vzsql", "scan", *args[:4], "-o", str(tmp_path / "x.vzm"), "-q"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = run_vzsql("scan", *args[:4], "-o", str(tmp_path / "x.vzm"), "-q")
     assert r.returncode == 2 and "truncated.nc" in r.stderr
     assert not (tmp_path / "x.vzm").exists()
 

@@ -4,8 +4,6 @@ result equals a full scan."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +14,7 @@ import pyarrow as pa
 import xarray as xr
 
 import vzsql
+from tests.fixtures_cli import run_vzsql
 from vzsql.demo import write_archive
 from vzsql.scanners import detect_format, get_scanner
 from vzsql.tables import Tables
@@ -32,6 +31,13 @@ class CountingScanner:
         with self._lock:
             self.seen.append(uri.rsplit("/", 1)[-1])
         return get_scanner(detect_format(uri))(uri, storage_options=storage_options)
+
+
+def rescanned(files: list[Path], target: Path) -> list[str]:
+    """The names of the files a resumed scan of ``files`` against ``target`` reads again."""
+    counter = CountingScanner()
+    vzsql.scan(files, resume=target, scanner=counter)
+    return counter.seen
 
 
 def _tables(m: vzsql.Manifest, *, drop_scan_time: bool) -> dict[str, pa.Table]:
@@ -93,9 +99,7 @@ def test_previous_manifest_must_vouch_for_a_part(tmp_path: Path) -> None:
     target = tmp_path / "out.vzm"
     vzsql.scan(files, resume=target)  # journal has all three
     vzsql.scan(files[:2]).save(target)  # the manifest only two
-    counter = CountingScanner()
-    vzsql.scan(files, resume=target, scanner=counter)
-    assert counter.seen == [files[2].name]
+    assert rescanned(files, target) == [files[2].name]
 
 
 def test_replaced_file_same_size_is_rescanned(tmp_path: Path) -> None:
@@ -107,40 +111,21 @@ def test_replaced_file_same_size_is_rescanned(tmp_path: Path) -> None:
     files[0].unlink()
     files[0].write_bytes(data)
     os.utime(files[0], ns=(time.time_ns(), time.time_ns()))
-    counter = CountingScanner()
-    vzsql.scan(files, resume=target, scanner=counter)
-    assert counter.seen == [files[0].name]
+    assert rescanned(files, target) == [files[0].name]
 
 
 def test_cli_resume(tmp_path: Path) -> None:
     files = write_archive(tmp_path / "archive", months=3)
     out = tmp_path / "cli.vzm"
+    args = ["scan", *map(str, files), "-o", str(out), "-q", "--resume"]
 
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "vzsql",
-                "scan",
-                *map(str, files),
-                "-o",
-                str(out),
-                "-q",
-                "--resume",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    r1 = run()
+    r1 = run_vzsql(*args)
     assert r1.returncode == 0, r1.stderr
     first = vzsql.open_manifest(out)
     parts = sorted((tmp_path / "cli.vzm.parts").rglob("*.vzp"))
     mtimes = [p.stat().st_mtime_ns for p in parts]
     assert len(parts) == 3
-    r2 = run()  # everything reused; the output is replaced by an identical manifest
+    r2 = run_vzsql(*args)  # everything reused; the output is replaced by an identical manifest
     assert r2.returncode == 0, r2.stderr
     assert [p.stat().st_mtime_ns for p in parts] == mtimes  # no part rewritten
     _same(first, vzsql.open_manifest(out), drop_scan_time=False)
