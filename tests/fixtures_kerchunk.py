@@ -4,7 +4,8 @@
 and shuffled chunks, fletcher32, a big-endian contiguous variable, never-written (missing)
 chunks, a scalar, a coordinate and a sub-group. ``tiny_tables`` is a fixed hand-made manifest
 (remote source, inline ASCII and binary chunks, a missing chunk, a 0-d array) for the golden
-files.
+files. The ``sample`` and ``manifest`` fixtures (one per test module) are that file and its
+manifest as ``vzsql.scan`` makes it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pyarrow as pa
+import pytest
 
+from vzsql.manifest import Manifest
+from vzsql.scanners.hdf5 import scan_hdf5
+from vzsql.sources import normalize_uri
 from vzsql.tables import Tables
 
 
@@ -60,6 +65,16 @@ def write_sample_nc(path: Path) -> Path:
         t2 = grp.createVariable("t2", "i4", ("lat",), chunksizes=(2,))
         t2[:] = np.arange(5, dtype="i4") * 3
     return path
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sample_nc(tmp_path_factory.mktemp("kc") / "sample.nc")
+
+
+@pytest.fixture(scope="module")
+def manifest(sample: Path) -> Manifest:
+    return Manifest(scan_hdf5(normalize_uri(sample)))  # the HDF5 scanner, as vzsql.scan runs it
 
 
 def tiny_tables() -> Tables:

@@ -23,15 +23,29 @@ from vzsql.writers.icechunk import open_repo_readonly
 DAYS = 30
 
 
+def repo_at(repo_path: Path) -> ic.Repository:
+    return ic.Repository.open(ic.local_filesystem_storage(str(repo_path)))
+
+
 def tip(repo_path: Path, branch: str = "main") -> str:
-    return str(
-        ic.Repository.open(ic.local_filesystem_storage(str(repo_path))).lookup_branch(branch)
-    )
+    return str(repo_at(repo_path).lookup_branch(branch))
 
 
 def read_back(repo_path: Path) -> xr.Dataset:
     store = open_repo_readonly(repo_path).readonly_session("main").store
     return xr.open_zarr(store, consolidated=False).load()
+
+
+def assert_values_as_xarray_concat(got: xr.Dataset, files: list[Path]) -> None:
+    """Every variable of ``got`` holds the values of xarray's concat of ``files`` along time."""
+    refs = [xr.open_dataset(f) for f in files]
+    try:
+        expected = xr.concat(refs, dim="time", data_vars="minimal", coords="minimal").load()
+    finally:
+        for r in refs:
+            r.close()
+    for name in expected.variables:
+        np.testing.assert_array_equal(got[name].values, expected[name].values, err_msg=name)
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +62,7 @@ def test_thirty_daily_appends_equal_one_combined_write(tmp_path: Path, daily: li
 
     appended, combined = read_back(tmp_path / "daily"), read_back(tmp_path / "combined")
     xr.testing.assert_identical(appended, combined)
-    refs = [xr.open_dataset(f) for f in daily]
-    try:
-        expected = xr.concat(refs, dim="time", data_vars="minimal", coords="minimal").load()
-    finally:
-        for r in refs:
-            r.close()
-    for name in expected.variables:
-        np.testing.assert_array_equal(appended[name].values, expected[name].values, err_msg=name)
+    assert_values_as_xarray_concat(appended, daily)
     assert appended.sizes["time"] == 2 * DAYS
     # the same references, chunk for chunk (vzsql.concat may re-chunk the inline coordinate)
     query = (
@@ -66,11 +73,7 @@ def test_thirty_daily_appends_equal_one_combined_write(tmp_path: Path, daily: li
     b = vzsql.from_icechunk(tmp_path / "combined").sql(query).to_arrow_table()
     assert a.num_rows == b.num_rows == 2 * DAYS * 4 + 2
     assert sorted(map(str, a.to_pylist())) == sorted(map(str, b.to_pylist()))
-    history = list(
-        ic.Repository.open(ic.local_filesystem_storage(str(tmp_path / "daily"))).ancestry(
-            branch="main"
-        )
-    )
+    history = list(repo_at(tmp_path / "daily").ancestry(branch="main"))
     assert [h.message for h in history[:2]] == [f"day {DAYS}", f"day {DAYS - 1}"]
 
 
@@ -227,15 +230,7 @@ def test_variable_length_appends_make_a_rectilinear_grid(tmp_path: Path) -> None
     ]
     for f in files:
         scanned(f).to_icechunk(tmp_path / "repo", append_dim="time")
-    refs = [xr.open_dataset(f) for f in files]
-    try:
-        expected = xr.concat(refs, dim="time", data_vars="minimal", coords="minimal").load()
-    finally:
-        for r in refs:
-            r.close()
-    got = read_back(tmp_path / "repo")
-    for name in expected.variables:
-        np.testing.assert_array_equal(got[name].values, expected[name].values, err_msg=name)
+    assert_values_as_xarray_concat(read_back(tmp_path / "repo"), files)
     grid = (
         vzsql.from_icechunk(tmp_path / "repo")
         .sql("SELECT length FROM grid WHERE array = 't2m' AND dim = 0 ORDER BY chunk")
@@ -246,7 +241,7 @@ def test_variable_length_appends_make_a_rectilinear_grid(tmp_path: Path) -> None
 
 def test_concurrent_appenders_get_a_clear_error(tmp_path: Path, daily: list[Path]) -> None:
     scanned(daily[0]).to_icechunk(tmp_path / "repo", append_dim="time")
-    repo = ic.Repository.open(ic.local_filesystem_storage(str(tmp_path / "repo")))
+    repo = repo_at(tmp_path / "repo")
     first, second = scanned(daily[1]).tables, scanned(daily[2]).tables
     s1, s2 = repo.writable_session("main"), repo.writable_session("main")
     writer.write_into(s1, repo, first, writer.source_refs(first), append_dim="time")

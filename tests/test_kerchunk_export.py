@@ -25,25 +25,13 @@ import xarray as xr
 import zarr
 from fsspec.implementations.reference import LazyReferenceMapper
 
-from tests.fixtures_kerchunk import tiny_tables, write_sample_nc
+from tests.fixtures_kerchunk import manifest, sample, tiny_tables  # noqa: F401
 from vzsql.errors import ExportError
 from vzsql.manifest import Manifest
-from vzsql.scanners.hdf5 import scan_hdf5
-from vzsql.sources import normalize_uri
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("VZSQL_REGEN_GOLDEN") == "1"
 CHUNK_KEY = re.compile(r"^(.+)/(\d+(\.\d+)*)$")
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_sample_nc(tmp_path_factory.mktemp("kc") / "sample.nc")
-
-
-@pytest.fixture(scope="module")
-def manifest(sample: Path) -> Manifest:
-    return Manifest(scan_hdf5(normalize_uri(sample)))  # the HDF5 scanner, as vzsql.scan runs it
 
 
 def open_refs(fo: object, group: str | None = None, **options: object) -> xr.Dataset:
@@ -55,15 +43,15 @@ def open_refs(fo: object, group: str | None = None, **options: object) -> xr.Dat
     ).load()
 
 
-def assert_same_as_netcdf(sample: Path, fo: object, **options: object) -> None:
+def assert_same_as_netcdf(original: Path, fo: object, **options: object) -> None:
     for group in (None, "grp"):
-        expected = xr.open_dataset(sample, group=group).load()
+        expected = xr.open_dataset(original, group=group).load()
         got = open_refs(fo, group, **options)
         xr.testing.assert_identical(got, expected)
         assert set(got.data_vars) == set(expected.data_vars)
 
 
-def test_json_round_trip_values(manifest: Manifest, sample: Path, tmp_path: Path) -> None:
+def test_json_round_trip_values(manifest: Manifest, sample: Path, tmp_path: Path) -> None:  # noqa: F811
     out = tmp_path / "refs.json"
     manifest.to_kerchunk(out)
     doc = json.loads(out.read_text())
@@ -85,7 +73,7 @@ def test_json_round_trip_values(manifest: Manifest, sample: Path, tmp_path: Path
     assert_same_as_netcdf(sample, str(out))
 
 
-def test_parquet_round_trip_values(manifest: Manifest, sample: Path, tmp_path: Path) -> None:
+def test_parquet_round_trip_values(manifest: Manifest, sample: Path, tmp_path: Path) -> None:  # noqa: F811
     out = tmp_path / "refs.parq"
     manifest.to_kerchunk(out, format="parquet", record_size=4)
     meta = json.loads((out / ".zmetadata").read_text())
@@ -107,7 +95,7 @@ def test_parquet_round_trip_values(manifest: Manifest, sample: Path, tmp_path: P
         assert_same_as_netcdf(sample, mapper, remote_protocol="file")
 
 
-def test_parquet_default_fsspec_reader(manifest: Manifest, sample: Path, tmp_path: Path) -> None:
+def test_parquet_default_fsspec_reader(manifest: Manifest, sample: Path, tmp_path: Path) -> None:  # noqa: F811
     """``fo=path`` and nothing else: fsspec's own engine (fastparquet), a flat, dense dataset."""
     t = manifest.tables
     drop = pa.array(["sparse", "grp/t2"])
@@ -124,7 +112,7 @@ def test_parquet_default_fsspec_reader(manifest: Manifest, sample: Path, tmp_pat
     xr.testing.assert_identical(open_refs(str(out)), expected)
 
 
-def test_zarr_v3_json_round_trip(manifest: Manifest, sample: Path, tmp_path: Path) -> None:
+def test_zarr_v3_json_round_trip(manifest: Manifest, sample: Path, tmp_path: Path) -> None:  # noqa: F811
     out = tmp_path / "refs_v3.json"
     manifest.to_kerchunk(out, zarr_format=3)
     refs = json.loads(out.read_text())["refs"]
@@ -138,7 +126,7 @@ def test_zarr_v3_json_round_trip(manifest: Manifest, sample: Path, tmp_path: Pat
         np.testing.assert_array_equal(root["grp/t2"][...], ds["grp"]["t2"][...])
 
 
-def test_same_refs_as_kerchunk(manifest: Manifest, sample: Path, tmp_path: Path) -> None:
+def test_same_refs_as_kerchunk(manifest: Manifest, sample: Path, tmp_path: Path) -> None:  # noqa: F811
     from kerchunk.hdf import SingleHdf5ToZarr
 
     theirs = SingleHdf5ToZarr(str(sample), inline_threshold=0).translate()["refs"]
@@ -296,7 +284,7 @@ def test_failed_overwrite_keeps_previous_output(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["refs.json"]
 
 
-def test_reference_filesystem_lists_parquet_refs(manifest: Manifest, tmp_path: Path) -> None:
+def test_reference_filesystem_lists_parquet_refs(manifest: Manifest, tmp_path: Path) -> None:  # noqa: F811
     out = tmp_path / "refs.parq"
     manifest.to_kerchunk(out, format="parquet")
     fs = fsspec.filesystem("reference", fo=str(out))

@@ -18,11 +18,9 @@ import pytest
 import xarray as xr
 
 import vzsql
-from tests.fixtures_kerchunk import tiny_tables, write_sample_nc
+from tests.fixtures_kerchunk import manifest, sample, tiny_tables  # noqa: F401
 from vzsql.errors import ReferenceFormatError
 from vzsql.manifest import Manifest
-from vzsql.scanners.hdf5 import scan_hdf5
-from vzsql.sources import normalize_uri
 
 # rows of the left manifest with no equal row in the right one
 ANTI_JOINS = {
@@ -55,22 +53,16 @@ def assert_same_manifest(a: Manifest, b: Manifest) -> None:
         assert a.table(name).num_rows == b.table(name).num_rows, name
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_sample_nc(tmp_path_factory.mktemp("kci") / "sample.nc")
-
-
-@pytest.fixture(scope="module")
-def manifest(sample: Path) -> Manifest:
-    return Manifest(scan_hdf5(normalize_uri(sample)))  # the HDF5 scanner, as vzsql.scan runs it
-
-
 @pytest.mark.parametrize(
     ("fmt", "zarr_format", "name"),
     [("json", 2, "r.json"), ("json", 3, "r3.json"), ("parquet", 2, "r.parq")],
 )
 def test_export_import_identity(
-    manifest: Manifest, tmp_path: Path, fmt: str, zarr_format: int, name: str
+    manifest: Manifest,  # noqa: F811
+    tmp_path: Path,
+    fmt: str,
+    zarr_format: int,
+    name: str,
 ) -> None:
     out = tmp_path / name
     manifest.to_kerchunk(out, format=fmt, zarr_format=zarr_format, record_size=5)
@@ -97,7 +89,7 @@ def test_tiny_identity_with_inline_data(tmp_path: Path, fmt: str) -> None:
     assert_same_manifest(uris_only(m), uris_only(back))
 
 
-def test_import_kerchunk_single_hdf5(sample: Path, tmp_path: Path) -> None:
+def test_import_kerchunk_single_hdf5(sample: Path, tmp_path: Path) -> None:  # noqa: F811
     """kerchunk's own output (inline data, base64 and text) reads back the original values."""
     from kerchunk.df import refs_to_dataframe
     from kerchunk.hdf import SingleHdf5ToZarr
