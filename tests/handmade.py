@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vzsql.tables import Tables
+from vzsql.tables import CHUNKS_SCHEMA, GRID_SCHEMA, GROUPS_SCHEMA, Tables
 from vzsql.zarr_meta import dtype_to_text
 
 ChunkSpec = int | list[int]  # a regular chunk length, or explicit (rectilinear) lengths
@@ -138,40 +138,8 @@ class RawArchive:
                     }
                 ),
                 "arrays": pa.Table.from_pylist(self.arrays),
-                "grid": pa.Table.from_pylist(
-                    self.grid,
-                    schema=pa.schema(
-                        [
-                            ("array", pa.string()),
-                            ("dim", pa.int16()),
-                            ("chunk", pa.int32()),
-                            ("start", pa.int64()),
-                            ("length", pa.int64()),
-                        ]
-                    ),
-                ),
-                "chunks": pa.Table.from_pylist(
-                    chunk_rows,
-                    schema=pa.schema(
-                        [
-                            ("array", pa.string()),
-                            ("index", pa.list_(pa.int32())),
-                            ("source_id", pa.int32()),
-                            ("offset", pa.int64()),
-                            ("length", pa.int64()),
-                            ("data", pa.binary()),
-                        ]
-                    ),
-                ),
-                "groups": pa.Table.from_pylist(
-                    self.groups,
-                    schema=pa.schema(
-                        [
-                            ("group", pa.string()),
-                            ("attrs", pa.string()),
-                            ("attr_dtypes", pa.string()),
-                        ]
-                    ),
-                ),
+                "grid": pa.Table.from_pylist(self.grid, schema=GRID_SCHEMA),
+                "chunks": pa.Table.from_pylist(chunk_rows, schema=CHUNKS_SCHEMA),
+                "groups": pa.Table.from_pylist(self.groups, schema=GROUPS_SCHEMA),
             }
         )
