@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.errors import InconsistentConcatError, VzsqlError
-from vzsql.ops.relations import stack_pieces
+from vzsql.ops.relations import stack_array_rows
 from vzsql.tables import Tables, conform
 from vzsql.zarr_meta import array_json, chunk_key, grid_lengths, numpy_dtype
 
@@ -78,9 +79,8 @@ def read_arrays(parts: Sequence[Tables], name: str) -> list[np.ndarray[Any, Any]
     out: list[np.ndarray[Any, Any] | None] = [None] * len(parts)
     batches: dict[tuple[Any, ...], list[tuple[int, bytes, list[int]]]] = {}
     rows = array_rows(parts, name)
-    # the chunk rows of ``name`` in every piece, found with one filter over all pieces
-    stacked = stack_pieces(parts, ("chunks",))["piece_chunks"]
-    mine = stacked.filter(pc.equal(stacked["array"], name)).combine_chunks()
+    # the chunk rows of ``name`` in every piece, found with one pass over all pieces
+    mine = stack_array_rows(parts, "chunks", name)
     counts = np.bincount(mine["piece"].to_numpy(), minlength=len(parts))
     firsts = {int(p): k for k, p in enumerate(mine["piece"].to_pylist())}
     for i, p in enumerate(parts):
@@ -118,8 +118,7 @@ def read_arrays(parts: Sequence[Tables], name: str) -> list[np.ndarray[Any, Any]
 
 def array_rows(parts: Sequence[Tables], name: str) -> list[dict[str, Any] | None]:
     """The ``arrays`` row of ``name`` in every piece (None where absent), in one filter."""
-    stacked = stack_pieces(parts, ("arrays",))["piece_arrays"]
-    found = stacked.filter(pc.equal(stacked["array"], name)).to_pylist()
+    found = stack_array_rows(parts, "arrays", name).to_pylist()
     out: list[dict[str, Any] | None] = [None] * len(parts)
     for r in found:
         if out[r["piece"]] is None:
@@ -144,10 +143,31 @@ def _stackable(codecs: str | None) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=256)
+def _plain_bytes_dtype(dtype: str, codecs: str | None) -> np.dtype[Any] | None:
+    """The numpy dtype (with byte order) of numbers stored by the lone ``bytes`` codec."""
+    pipeline: list[dict[str, Any]] = json.loads(codecs) if codecs else [{"name": "bytes"}]
+    if len(pipeline) != 1 or pipeline[0].get("name") != "bytes":
+        return None
+    try:
+        base = numpy_dtype(dtype)
+    except Exception:  # not a numpy type: zarr decodes it
+        return None
+    if base.kind not in "biufc":
+        return None
+    endian = (pipeline[0].get("configuration") or {}).get("endian", "little")
+    return base.newbyteorder("<" if endian == "little" else ">")
+
+
 def _decode_stacked(
     dtype: str, codecs: str, cs: list[int], fill: str | None, blobs: list[bytes], name: str
 ) -> np.ndarray[Any, Any]:
     """Decode ``blobs`` (one encoded chunk of shape ``cs`` each) as rows of one array."""
+    plain = _plain_bytes_dtype(dtype, codecs)
+    if plain is not None and all(len(b) == plain.itemsize * math.prod(cs) for b in blobs):
+        # uncompressed numbers: the bytes are the values (zarr costs ~0.1 ms per chunk)
+        raw = np.frombuffer(b"".join(blobs), dtype=plain).reshape(len(blobs), *cs)
+        return raw.astype(plain.newbyteorder("="))
     import zarr
     from zarr.core.buffer import cpu
     from zarr.storage import MemoryStore

@@ -21,6 +21,7 @@ chunks table is not part of the contract; saving a manifest sorts it).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ Ints = np.ndarray[Any, Any]
 
 # kept rows as slices of the pieces (zero copy) unless they break into more runs than this
 # many per piece (then one filter pass is cheaper than thousands of tiny slices)
-_MAX_RUNS_PER_PIECE = 8
+_MAX_SPANS_PER_PIECE = 8
 
 
 def assemble_chunks(parts: Sequence[Tables], plan: pa.Table, source_map: pa.Table) -> pa.Table:
@@ -87,6 +88,24 @@ class Runs:
     d: Ints  # index position to shift (-1: none)
     shift: Ints  # added to index[d]
     lead: Ints  # value put in front of the index (-1: none)
+    piece_rows: Ints  # first row of each piece
+
+    @functools.cached_property
+    def kept_spans(self) -> tuple[Ints, Ints, Ints]:
+        """(first row, end row, piece) of each span of kept rows inside one piece: kept
+        runs that follow each other in a piece are merged."""
+        kept = np.flatnonzero(self.keep)
+        if not kept.size:
+            return kept, kept, kept
+        joins = (np.diff(kept) == 1) & (np.diff(self.piece[kept]) == 0)
+        first = kept[np.concatenate([[True], ~joins])]
+        last = kept[np.concatenate([~joins, [True]])]
+        return self.start[first], self.start[last] + self.length[last], self.piece[first]
+
+    @property
+    def few_spans(self) -> bool:
+        """Kept rows form few spans: copy them as slices rather than through a row mask."""
+        return len(self.kept_spans[0]) <= _MAX_SPANS_PER_PIECE * len(self.piece_rows)
 
     @classmethod
     def of(cls, array: pa.ChunkedArray, counts: Ints, plan: pa.Table) -> Runs:
@@ -122,6 +141,7 @@ class Runs:
             d=per_run(_ints(plan["d"], -1), -1),
             shift=per_run(_ints(plan["shift"], 0), 0),
             lead=per_run(_ints(plan["lead"], -1), -1),
+            piece_rows=np.cumsum(counts) - counts,
         )
 
     def rows(self, per_run: Ints) -> Ints:
@@ -135,7 +155,6 @@ def remap_source_ids(column: pa.ChunkedArray, counts: Ints, source_map: pa.Table
     A piece's old ids are small integers: slot ``base[piece] + old_id`` of one dense table
     holds the new id, so millions of rows are renumbered by one lookup instead of a join.
     """
-    old = _ints(column, -1, np.int64)
     m_piece = _ints(source_map["piece"], 0)
     m_old = _ints(source_map["old_id"], -1)
     ok = m_old >= 0
@@ -143,12 +162,18 @@ def remap_source_ids(column: pa.ChunkedArray, counts: Ints, source_map: pa.Table
     width = np.zeros(len(counts), dtype=np.int64)
     np.maximum.at(width, m_piece, m_old + 1)
     base = np.concatenate([[0], np.cumsum(width)])
+    if base[-1] >= 2**31:
+        raise InconsistentConcatError("more than 2**31 sources in one concatenation")
     table = np.full(int(base[-1]) + 1, -1, dtype=np.int32)
     table[base[m_piece] + m_old] = _ints(source_map["source_id"], -1)[ok]
-    unknown = (old < 0) | (old >= np.repeat(width, counts))
-    old += np.repeat(base[:-1], counts)
-    old[unknown] = base[-1]
-    return table[old]  # type: ignore[no-any-return]
+    slot = _ints(column, -1, np.int32)
+    if not slot.flags.writeable:
+        slot = slot.copy()
+    unknown = slot >= np.repeat(width.astype(np.int32), counts)
+    unknown |= slot < 0
+    slot += np.repeat(base[:-1].astype(np.int32), counts)
+    np.putmask(slot, unknown, np.int32(base[-1]))
+    return table[slot]  # type: ignore[no-any-return]
 
 
 def rebuild_index(column: pa.ChunkedArray, runs: Runs) -> pa.Array:
@@ -199,9 +224,16 @@ def rebuild_index(column: pa.ChunkedArray, runs: Runs) -> pa.Array:
         ] = values
         values, lengths, starts = out, new_lengths, new_starts
     if not runs.keep.all():
-        keep = runs.rows(runs.keep)
-        values = values[np.repeat(keep, lengths)]
-        lengths, nulls = lengths[keep], nulls[keep]
+        if runs.few_spans:
+            begin, end, _ = runs.kept_spans
+            # few spans of kept rows: copy their values as slices, no per-value mask
+            values = _concat_ranges(values, starts[begin], starts[end])
+            lengths = _concat_ranges(lengths, begin, end)
+            nulls = _concat_ranges(nulls, begin, end)
+        else:
+            keep = runs.rows(runs.keep)
+            values = values[np.repeat(keep, lengths)]
+            lengths, nulls = lengths[keep], nulls[keep]
         starts = np.empty(len(lengths) + 1, dtype=np.int32)
         starts[0] = 0
         np.cumsum(lengths, out=starts[1:])
@@ -213,25 +245,25 @@ def rebuild_index(column: pa.ChunkedArray, runs: Runs) -> pa.Array:
     )
 
 
+def _concat_ranges(values: Ints, begin: Ints, end: Ints) -> Ints:
+    """``values[begin[k]:end[k]]`` for every k, concatenated."""
+    if not len(begin):
+        return values[:0]
+    return np.concatenate([values[a:b] for a, b in zip(begin.tolist(), end.tolist(), strict=True)])
+
+
 def keep_rows(tables: list[pa.Table], runs: Runs) -> pa.Table:
     """The kept rows of the stacked ``tables``: slices of the pieces' own tables (no copy)
     when the kept runs are few (typically: a run per piece and array), else one filter."""
     if runs.keep.all():
         return pa.concat_tables(tables, promote_options="permissive")
-    if runs.keep.sum() > _MAX_RUNS_PER_PIECE * len(tables):
+    if not runs.few_spans:
         keep = pa.array(runs.rows(runs.keep))
         return pa.concat_tables(tables, promote_options="permissive").filter(keep)
-    kept = np.flatnonzero(runs.keep)
-    if not kept.size:
+    begin, end, piece = runs.kept_spans
+    if not len(begin):
         return tables[0].slice(0, 0)
-    # kept runs that follow each other in one piece become one slice
-    joins = (np.diff(kept) == 1) & (np.diff(runs.piece[kept]) == 0)
-    first = np.concatenate([[True], ~joins])
-    last = np.concatenate([~joins, [True]])
-    begin = runs.start[kept[first]]
-    end = runs.start[kept[last]] + runs.length[kept[last]]
-    piece = runs.piece[kept[first]]
-    bounds = np.cumsum([t.num_rows for t in tables]) - [t.num_rows for t in tables]
+    bounds = runs.piece_rows
     slices = [
         tables[p].slice(int(a - bounds[p]), int(b - a))
         for p, a, b in zip(piece.tolist(), begin.tolist(), end.tolist(), strict=True)

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vzsql.errors import QueryError
 from vzsql.queries import load_query
@@ -95,6 +96,24 @@ def stack_pieces(
             "pos", pa.array(pos)
         )
     return out
+
+
+def stack_array_rows(parts: Sequence[Tables], name: str, array: str) -> pa.Table:
+    """The rows of array ``array`` in table ``name`` of every part, with ``piece`` and
+    ``pos`` as in ``stack_pieces``: one filter over the stacked (zero-copy) table, the two
+    columns computed for the matching rows only (not for millions of chunk rows)."""
+    tables = [getattr(part, name) for part in parts]
+    counts = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
+    stacked = pa.concat_tables(tables, promote_options="permissive")
+    hit = pc.equal(stacked["array"], array)
+    rows = np.flatnonzero(pc.fill_null(hit, False).to_numpy())
+    bounds = np.cumsum(counts) - counts
+    piece = np.searchsorted(bounds, rows, side="right") - 1  # empty pieces share a bound
+    out = stacked.take(pa.array(rows))  # a take gathers across batches at once: a
+    # filter would make thousands of one-row batches
+    return out.append_column("piece", pa.array(piece.astype(np.int32))).append_column(
+        "pos", pa.array(rows - bounds[piece])
+    )
 
 
 def renumber_sources(pieces: dict[str, pa.Table]) -> tuple[pa.Table, pa.Table]:
