@@ -80,7 +80,11 @@ def describe_pieces(
     """The ``piece_*`` tables (of ``names``) plus ``piece_labels`` and the comparison columns
     of arrays."""
     pieces = stack_pieces(parts, names)
-    labels = [piece_label(p) for p in parts]
+    labels = (
+        labels_of(pieces["piece_sources"], len(parts))
+        if "sources" in names
+        else [piece_label(p) for p in parts]
+    )
     arrays = pieces["piece_arrays"]
     piece_col = arrays["piece"].to_pylist()
     keys: dict[str | None, str] = {}  # pieces share a few distinct pipelines: parse each once
@@ -98,6 +102,22 @@ def describe_pieces(
     pieces["piece_arrays"] = arrays
     pieces["piece_labels"] = piece_labels(parts, labels)
     return pieces
+
+
+def labels_of(piece_sources: pa.Table, n_pieces: int) -> list[str]:
+    """``piece_label`` of every piece from the stacked ``piece_sources`` (one pass, not a
+    table conversion per piece)."""
+    uris = piece_sources["uri"].to_pylist()
+    counts = np.bincount(piece_sources["piece"].to_numpy(), minlength=n_pieces).tolist()
+    firsts = (np.cumsum(counts) - counts).tolist()
+    return [
+        "(inline data)"
+        if n == 0
+        else uris[first]
+        if n == 1
+        else f"{uris[first]} (+{n - 1} more files)"
+        for n, first in zip(counts, firsts, strict=True)
+    ]
 
 
 def piece_labels(parts: Sequence[Tables], labels: list[str] | None = None) -> pa.Table:
@@ -177,7 +197,7 @@ def concat(
     parts = [m.tables for m in manifests]
     if not parts:
         raise InconsistentConcatError("nothing to concatenate: no manifests given")
-    has_dim = [_has_dim(p, dim) for p in parts]
+    has_dim = [d is not None for d in dimension_coordinates(parts, dim)]
     if any(has_dim) and not all(has_dim):
         missing = [piece_label(p) for p, h in zip(parts, has_dim, strict=True) if not h]
         raise InconsistentConcatError(
@@ -195,8 +215,23 @@ def concat(
     )
 
 
-def _has_dim(tables: Tables, dim: str) -> bool:
-    return any(dim in (d or []) for d in tables.arrays["dims"].to_pylist())
+def dimension_coordinates(parts: Sequence[Tables], dim: str) -> list[str | None]:
+    """Per piece: None if no array has ``dim``, else its 1-D coordinate's name ("" if it
+    has none); one pass over the stacked arrays tables."""
+    arrays = stack_pieces(parts, ("arrays",))["piece_arrays"]
+    out: list[str | None] = [None] * len(parts)
+    for piece, name, dims in zip(
+        arrays["piece"].to_pylist(),
+        arrays["array"].to_pylist(),
+        arrays["dims"].to_pylist(),
+        strict=True,
+    ):
+        if dims and dim in dims:
+            if out[piece] is None:
+                out[piece] = ""
+            if not out[piece] and name.split("/")[-1] == dim and list(dims) == [dim]:
+                out[piece] = name
+    return out
 
 
 def dimension_coordinate(tables: Tables, dim: str) -> str | None:
@@ -261,14 +296,12 @@ def concat_existing(
     parts: list[Tables], dim: str, *, order_by_coords: bool = True, allow_gaps: bool = False
 ) -> Tables:
     """Concatenate ``parts`` along their existing dimension ``dim`` (see the module doc)."""
-    refuse_same_file(
-        {
-            **stack_pieces(parts, ("sources",)),
-            "piece_labels": piece_labels(parts),
-        }
-    )
-    coord = dimension_coordinate(parts[0], dim)
-    if coord is not None and any(dimension_coordinate(p, dim) != coord for p in parts):
+    sources = stack_pieces(parts, ("sources",))
+    labels = labels_of(sources["piece_sources"], len(parts))
+    refuse_same_file({**sources, "piece_labels": piece_labels(parts, labels)})
+    coords = dimension_coordinates(parts, dim)
+    coord = coords[0] or None
+    if coord is not None and any(c != coord for c in coords):
         coord = None
     index = coordinate_values(parts, coord) if coord is not None else None
     ordered_by: CoordValues | None = None
@@ -367,11 +400,16 @@ def apply_padding(
         r["array"]: r["chunk_shapes"] for r in needed.to_pylist()
     }
     # shapes already recorded by a padded codec in any piece stay valid
-    for name, codecs in zip(
-        pieces["piece_arrays"]["array"].to_pylist(),
-        pieces["piece_arrays"]["codecs"].to_pylist(),
-        strict=True,
-    ):
+    distinct = dict.fromkeys(
+        zip(
+            pieces["piece_arrays"]["array"].to_pylist(),
+            pieces["piece_arrays"]["codecs"].to_pylist(),
+            strict=True,
+        )
+    )
+    for name, codecs in distinct:
+        if not codecs or CODEC_NAME not in codecs:
+            continue
         for c in json.loads(codecs) if codecs else []:
             if c.get("name") == CODEC_NAME:
                 extra = (c.get("configuration") or {}).get("chunk_shapes", [])

@@ -83,6 +83,7 @@ def read_arrays(parts: Sequence[Tables], name: str) -> list[np.ndarray[Any, Any]
     mine = stack_array_rows(parts, "chunks", name)
     counts = np.bincount(mine["piece"].to_numpy(), minlength=len(parts))
     firsts = {int(p): k for k, p in enumerate(mine["piece"].to_pylist())}
+    indices, inline = mine["index"].to_pylist(), mine["data"].to_pylist()  # not per piece
     for i, p in enumerate(parts):
         row = rows[i]
         if row is None:
@@ -92,17 +93,17 @@ def read_arrays(parts: Sequence[Tables], name: str) -> list[np.ndarray[Any, Any]
         if not (
             shape
             and counts[i] == 1
-            and not any(mine["index"][firsts[i]].as_py())
+            and indices[firsts[i]] is not None
+            and not any(indices[firsts[i]])
             and len(cs) == len(shape)
             and all(c >= s > 0 for c, s in zip(cs, shape, strict=True))
             and _stackable(row["codecs"])
         ):
             out[i] = read_array(p, name)
             continue
-        chunk = mine.slice(firsts[i], 1)
-        if chunk["data"][0].is_valid:
-            blob = chunk["data"][0].as_py()
-        else:
+        blob = inline[firsts[i]]
+        if blob is None:
+            chunk = mine.slice(firsts[i], 1)
             uris = dict(
                 zip(p.sources["source_id"].to_pylist(), p.sources["uri"].to_pylist(), strict=True)
             )

@@ -85,7 +85,10 @@ def stack_pieces(
     for name in names:
         tables = [getattr(part, name) for part in parts]
         counts = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
-        stacked = pa.concat_tables(tables, promote_options="permissive")
+        try:  # equal schemas (the usual case) concatenate without unifying each one
+            stacked = pa.concat_tables(tables)
+        except pa.ArrowInvalid:
+            stacked = pa.concat_tables(tables, promote_options="permissive")
         piece = np.repeat(np.arange(len(tables), dtype=np.int32), counts)
         pos = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(
             np.cumsum(counts) - counts, counts
