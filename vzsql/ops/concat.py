@@ -4,10 +4,13 @@ Along an existing dimension the pieces are first put in the order of their coord
 values, never of file names (``vzsql.ops.ordering``: the index coordinate, else an
 auxiliary coordinate along the dimension when the index repeats in every file, as NEMO's
 ``time_counter`` does); overlapping values, gaps and files given twice are errors. Then
-it is SQL (``queries/concat_*.sql``): a window over the pieces' extents gives each piece
-its chunk and element offset, grid rows and chunk indices are shifted by it, and sources
-are unioned and renumbered. Pieces must agree on dtype, codecs, fill value, dims
-and CF packing (``queries/checks/piece_disagreement.sql``); the one disagreement that is
+the decisions are SQL over the per-piece tables (``queries/concat_*.sql``): a window over
+the pieces' extents gives each piece its chunk and element offset, grid rows are shifted
+by it, sources are unioned and renumbered, and a plan says per (piece, array) which chunk
+rows are kept and how their index shifts; ``vzsql.ops.piece_chunks`` applies that plan to
+the millions of chunk rows with Arrow and numpy (zero-copy slices, no sort, no join).
+Pieces must agree on dtype, codecs, fill value, dims and CF packing
+(``queries/checks/piece_disagreement.sql``, ``vzsql.ops.pieces``); the one disagreement that is
 repaired instead of refused is time ``units`` of the coordinates along the dimension (and
 their bounds), which are re-encoded to common units. The coordinate along the dimension
 (and the auxiliary one that ordered the pieces) becomes one inline array.
@@ -40,8 +43,20 @@ from vzsql.ops.coords import (
 )
 from vzsql.ops.ordering import CoordValues, choose_order, coordinate_values, emit, piece_label
 from vzsql.ops.piece_chunks import assemble_chunks
+from vzsql.ops.pieces import (
+    SMALL_TABLES,
+    check_pieces,
+    codecs_key,
+    describe_pieces,
+    labels_of,
+    piece_disagreement,
+    piece_labels,
+    piece_problems,
+    raise_problems,
+    refuse_same_file,
+)
 from vzsql.ops.relations import conform_all, query, renumber_sources, stack_pieces
-from vzsql.tables import CHUNKS_SCHEMA, TABLE_NAMES, Tables
+from vzsql.tables import CHUNKS_SCHEMA, Tables
 
 if TYPE_CHECKING:
     from vzsql.manifest import Manifest
@@ -53,129 +68,20 @@ _REBUILT_KINDS = {
     "disagree_fill_value",
     "disagree_chunk_grid",
 }
-_MAX_LISTED = 8
-# the per-piece tables concat and stack describe in SQL; chunk rows never go through SQL
-# there (vzsql.ops.piece_chunks)
-SMALL_TABLES = ("sources", "arrays", "grid", "groups")
 
-
-def codecs_key(codecs: str | None) -> str:
-    """Codec pipeline text for comparing pieces: levels and padding shapes do not matter."""
-    out = []
-    pipeline: list[dict[str, Any]] = json.loads(codecs) if codecs else [{"name": "bytes"}]
-    for c in pipeline:
-        name = "bytes" if c.get("name") == CODEC_NAME else c.get("name")
-        config = {
-            k: v
-            for k, v in (c.get("configuration") or {}).items()
-            if k not in ("level", "clevel", "chunk_shapes", "acceleration")
-        }
-        out.append({"name": name, "configuration": config})
-    return json.dumps(out, sort_keys=True)
-
-
-def describe_pieces(
-    parts: Sequence[Tables], names: Sequence[str] = TABLE_NAMES
-) -> dict[str, pa.Table]:
-    """The ``piece_*`` tables (of ``names``) plus ``piece_labels`` and the comparison columns
-    of arrays."""
-    pieces = stack_pieces(parts, names)
-    labels = (
-        labels_of(pieces["piece_sources"], len(parts))
-        if "sources" in names
-        else [piece_label(p) for p in parts]
-    )
-    arrays = pieces["piece_arrays"]
-    piece_col = arrays["piece"].to_pylist()
-    keys: dict[str | None, str] = {}  # pieces share a few distinct pipelines: parse each once
-    arrays = arrays.append_column(
-        "codecs_key",
-        pa.array(
-            [
-                keys.setdefault(c, codecs_key(c)) if c not in keys else keys[c]
-                for c in arrays["codecs"].to_pylist()
-            ],
-            pa.string(),
-        ),
-    )
-    arrays = arrays.append_column("label", pa.array([labels[p] for p in piece_col], pa.string()))
-    pieces["piece_arrays"] = arrays
-    pieces["piece_labels"] = piece_labels(parts, labels)
-    return pieces
-
-
-def labels_of(piece_sources: pa.Table, n_pieces: int) -> list[str]:
-    """``piece_label`` of every piece from the stacked ``piece_sources`` (one pass, not a
-    table conversion per piece)."""
-    uris = piece_sources["uri"].to_pylist()
-    counts = np.bincount(piece_sources["piece"].to_numpy(), minlength=n_pieces).tolist()
-    firsts = (np.cumsum(counts) - counts).tolist()
-    return [
-        "(inline data)"
-        if n == 0
-        else uris[first]
-        if n == 1
-        else f"{uris[first]} (+{n - 1} more files)"
-        for n, first in zip(counts, firsts, strict=True)
-    ]
-
-
-def piece_labels(parts: Sequence[Tables], labels: list[str] | None = None) -> pa.Table:
-    """``piece_labels(piece, label)``: each piece's position and its name in messages."""
-    labels = labels if labels is not None else [piece_label(p) for p in parts]
-    return pa.table(
-        {"piece": pa.array(range(len(parts)), pa.int32()), "label": pa.array(labels, pa.string())}
-    )
-
-
-def check_pieces(parts: Sequence[Tables], dim: str | None) -> pa.Table:
-    """Disagreements between pieces (one row per array, piece and property); see the query."""
-    return piece_problems(describe_pieces(parts), dim)
-
-
-def piece_problems(pieces: dict[str, pa.Table], dim: str | None) -> pa.Table:
-    """``checks/piece_disagreement`` rows, plus (along ``dim``) chunk grids that differ
-    outside the concatenated dimension (``checks/piece_grid_disagreement``)."""
-    problems = piece_disagreement(pieces, dim)
-    if dim is None:
-        return problems
-    grids = query("checks/piece_grid_disagreement", pieces, {"dim": dim})
-    return pa.concat_tables([problems, grids.cast(problems.schema)])
-
-
-def piece_disagreement(pieces: dict[str, pa.Table], dim: str | None) -> pa.Table:
-    """``checks/piece_disagreement`` over ``pieces``, run first over each array's distinct
-    variants (``concat_piece_variants``): thousands of pieces of one series hold a variant
-    or two, and when the variants agree the pieces do. Only if they do not (or an array is
-    missing from a piece) is the check run over every piece, for the exact rows."""
-    arrays, labels = pieces["piece_arrays"], pieces["piece_labels"]
-    small = {"piece_arrays": arrays, "piece_labels": labels}
-    variants = query("concat_piece_variants", small, {"dim": dim})
-    if variants.num_rows < arrays.num_rows and not pc.any(variants["incomplete"]).as_py():
-        reps = labels.filter(pc.is_in(labels["piece"], pc.unique(variants["piece"])))
-        problems = query(
-            "checks/piece_disagreement",
-            {"piece_arrays": variants.drop_columns(["incomplete"]), "piece_labels": reps},
-            {"dim": dim},
-        )
-        if problems.num_rows == 0:
-            return problems
-    return query("checks/piece_disagreement", small, {"dim": dim})
-
-
-def raise_problems(problems: pa.Table, what: str) -> None:
-    """Raise ``InconsistentConcatError`` listing ``problems`` rows (if any)."""
-    if problems.num_rows == 0:
-        return
-    rows = problems.to_pylist()
-    lines = [f"{r['array']}: {r['detail']} [{r['source']}]" for r in rows[:_MAX_LISTED]]
-    more = f"\n  ... and {len(rows) - _MAX_LISTED} more" if len(rows) > _MAX_LISTED else ""
-    first = rows[0]
-    raise InconsistentConcatError(
-        f"cannot {what}: pieces disagree:\n  " + "\n  ".join(lines) + more,
-        source=first["source"],
-        array=first["array"],
-    )
+__all__ = [  # the piece helpers merge and checks import from here
+    "check_pieces",
+    "codecs_key",
+    "concat",
+    "describe_pieces",
+    "labels_of",
+    "piece_disagreement",
+    "piece_labels",
+    "piece_problems",
+    "raise_problems",
+    "refuse_same_file",
+    "stack",
+]
 
 
 def concat(
@@ -352,16 +258,6 @@ def concat_existing(
     for name, vals in rebuilt.items():
         tables = inline_array(tables, name, vals, attrs=rebuilt_attrs[name])
     return tables.with_tables(chunks=pa.concat_tables([chunks, tables.chunks]))
-
-
-def refuse_same_file(pieces: dict[str, pa.Table]) -> None:
-    """Raise if one file is referenced by more than one piece (given twice)."""
-    same = query("concat_same_file", pieces)
-    if same.num_rows:
-        row = same.to_pylist()[0]
-        raise InconsistentConcatError(
-            f"the same file is given {row['n']} times: pieces {row['pieces']}", source=row["uri"]
-        )
 
 
 def _drop_repaired(

@@ -3,7 +3,9 @@
 Operations over several manifests (concat, merge) see them as *piece* tables: each
 manifest table with a ``piece`` column (its position) and a ``pos`` column (row order in
 the piece). Sources are renumbered in SQL (``queries/union_sources.sql``) so every
-``source_id`` is unique across pieces, as ``Tables.union`` does for single scans.
+``source_id`` is unique across pieces, as ``Tables.union`` does for single scans; concat
+and stack apply the renumbering to chunk rows in ``vzsql.ops.piece_chunks``, merge with
+``queries/remap_chunk_sources.sql``.
 """
 
 from __future__ import annotations
