@@ -53,21 +53,14 @@ def assemble_chunks(parts: Sequence[Tables], plan: pa.Table, source_map: pa.Tabl
     counts = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
     if not len(tables) or not counts.sum() or plan.num_rows == 0:
         return CHUNKS_SCHEMA.empty_table()
-    stacked = pa.concat_tables(tables, promote_options="permissive")
-    runs = Runs.of(stacked["array"], counts, plan)
-    source_id = remap_source_ids(stacked["source_id"], counts, source_map)
-    index = rebuild_index(stacked["index"], runs)
-    if not runs.keep.all():
-        source_id = source_id[runs.rows(runs.keep)]
-    return pa.Table.from_arrays(
-        [
-            *keep_rows([t.select(["array"]) for t in tables], runs).columns,
-            index,
-            pa.array(source_id, mask=source_id < 0),
-            *keep_rows([t.select(["offset", "length", "data"]) for t in tables], runs).columns,
-        ],
-        schema=CHUNKS_SCHEMA,
-    )
+    runs = Runs.of(_concat([t.select(["array"]) for t in tables])["array"], counts, plan)
+    kept = keep_rows(tables, runs)  # slices of the pieces: only index and source_id change
+    runs = runs.kept()
+    kept_counts = np.bincount(runs.piece, weights=runs.length, minlength=len(tables))
+    source_id = remap_source_ids(kept["source_id"], kept_counts.astype(np.int64), source_map)
+    return kept.set_column(
+        1, CHUNKS_SCHEMA.field("index"), rebuild_index(kept["index"], runs)
+    ).set_column(2, CHUNKS_SCHEMA.field("source_id"), pa.array(source_id, mask=source_id < 0))
 
 
 def _ints(column: pa.ChunkedArray | pa.Array, null: int, dtype: Any = np.int64) -> Ints:
@@ -102,6 +95,20 @@ class Runs:
         last = kept[np.concatenate([~joins, [True]])]
         return self.start[first], self.start[last] + self.length[last], self.piece[first]
 
+    def kept(self) -> Runs:
+        """The kept runs only (in order: the runs of the rows ``keep_rows`` returns)."""
+        k = self.keep
+        return Runs(
+            start=self.start[k],
+            length=self.length[k],
+            piece=self.piece[k],
+            keep=self.keep[k],
+            d=self.d[k],
+            shift=self.shift[k],
+            lead=self.lead[k],
+            piece_rows=self.piece_rows,
+        )
+
     @property
     def few_spans(self) -> bool:
         """Kept rows form few spans: copy them as slices rather than through a row mask."""
@@ -119,7 +126,8 @@ class Runs:
         start = np.flatnonzero(change)
         del change
         length = np.diff(np.append(start, len(codes)))
-        piece = np.repeat(np.arange(len(counts)), counts)[start]
+        piece_rows = np.cumsum(counts) - counts
+        piece = np.searchsorted(piece_rows, start, side="right") - 1  # empty pieces share a row
         code = codes[start].astype(np.int64)
         del codes
         sentinel = len(counts) * len(names)  # the slot of arrays the plan does not name
@@ -141,7 +149,7 @@ class Runs:
             d=per_run(_ints(plan["d"], -1), -1),
             shift=per_run(_ints(plan["shift"], 0), 0),
             lead=per_run(_ints(plan["lead"], -1), -1),
-            piece_rows=np.cumsum(counts) - counts,
+            piece_rows=piece_rows,
         )
 
     def rows(self, per_run: Ints) -> Ints:
@@ -177,42 +185,40 @@ def remap_source_ids(column: pa.ChunkedArray, counts: Ints, source_map: pa.Table
 
 
 def rebuild_index(column: pa.ChunkedArray, runs: Runs) -> pa.Array:
-    """The ``index`` lists of the kept rows, with ``index[d] += shift`` and ``lead`` (where
-    not negative) put in front.
+    """The ``index`` lists of the rows of ``runs`` (``column`` holds exactly those rows, run
+    after run), with ``index[d] += shift`` and ``lead`` (where not negative) put in front.
 
     Works on the flattened list values (int32, as stored): a row's element ``d`` sits at its
     list start plus ``d``, so the shift is one fancy-indexed add over all rows (rows not
     shifted add 0); a leading value moves the elements of its row one slot right (one
     scatter).
     """
+    # fresh memory is expensive (page faults cost more than the arithmetic here): the
+    # only row-sized arrays are the values, the lengths and the offsets of the result
     values = pc.list_flatten(column).to_numpy()
     if len(values) >= 2**31:
         raise InconsistentConcatError("more than 2**31 chunk index values in one table")
     if not values.flags.writeable:
         values = values.copy()
-    lengths = _ints(pc.list_value_length(column), 0, np.int32)
-    nulls = column.is_null().to_numpy()
+    lengths_col = pc.list_value_length(column)
+    if column.null_count:
+        lengths_col = pc.fill_null(lengths_col, 0)
+    lengths = lengths_col.to_numpy().astype(np.int32, copy=False)
+    del lengths_col
+    nulls = column.is_null().to_numpy() if column.null_count else None
     starts = np.empty(len(lengths) + 1, dtype=np.int32)  # list offsets into values
     starts[0] = 0
     np.cumsum(lengths, out=starts[1:])
-    shift = np.where(runs.keep & (runs.d >= 0), runs.shift, 0)
+    shift = np.where(runs.d >= 0, runs.shift, 0)
     if shift.any():
         if shift.min() < 0 or (values.size and int(values.max()) + int(shift.max()) >= 2**31):
             raise InconsistentConcatError("a chunk index does not fit in 32 bits after the shift")
-        at = runs.rows(np.maximum(runs.d, 0).astype(np.int32))
-        rows_shift = runs.rows(shift.astype(np.int32))
-        inside = at < lengths  # a null index, or one shorter than d, is left as it is
-        at += starts[:-1]
-        if inside.all():  # every target is inside its own list: no two rows share one
-            values[at] += rows_shift
-        else:
-            values[at[inside]] += rows_shift[inside]
-        del at, rows_shift, inside
-    led = runs.keep & (runs.lead >= 0)
+        shift_runs(values, lengths, starts, runs, shift)
+    led = runs.lead >= 0
     if led.any():
         if runs.lead.max() >= 2**31 or len(values) + len(lengths) >= 2**31:
             raise InconsistentConcatError("a leading chunk index does not fit in 32 bits")
-        has_lead = runs.rows(led) & ~nulls
+        has_lead = runs.rows(led) if nulls is None else runs.rows(led) & ~nulls
         new_lengths = lengths + has_lead
         new_starts = np.empty_like(starts)
         new_starts[0] = 0
@@ -223,43 +229,45 @@ def rebuild_index(column: pa.ChunkedArray, runs: Runs) -> pa.Array:
             np.arange(len(values)) + np.repeat(new_starts[:-1] + has_lead - starts[:-1], lengths)
         ] = values
         values, lengths, starts = out, new_lengths, new_starts
-    if not runs.keep.all():
-        if runs.few_spans:
-            begin, end, _ = runs.kept_spans
-            # few spans of kept rows: copy their values as slices, no per-value mask
-            values = _concat_ranges(values, starts[begin], starts[end])
-            lengths = _concat_ranges(lengths, begin, end)
-            nulls = _concat_ranges(nulls, begin, end)
-        else:
-            keep = runs.rows(runs.keep)
-            values = values[np.repeat(keep, lengths)]
-            lengths, nulls = lengths[keep], nulls[keep]
-        starts = np.empty(len(lengths) + 1, dtype=np.int32)
-        starts[0] = 0
-        np.cumsum(lengths, out=starts[1:])
     return pa.ListArray.from_arrays(
         pa.array(starts),
         pa.array(values.astype(np.int32, copy=False)),
         type=CHUNKS_SCHEMA.field("index").type,
-        mask=pa.array(nulls) if nulls.any() else None,
+        mask=None if nulls is None else pa.array(nulls),
     )
 
 
-def _concat_ranges(values: Ints, begin: Ints, end: Ints) -> Ints:
-    """``values[begin[k]:end[k]]`` for every k, concatenated."""
-    if not len(begin):
-        return values[:0]
-    return np.concatenate([values[a:b] for a, b in zip(begin.tolist(), end.tolist(), strict=True)])
+def shift_runs(values: Ints, lengths: Ints, starts: Ints, runs: Runs, shift: Ints) -> None:
+    """``index[d] += shift`` in place over the flattened ``values``, run by run.
+
+    In a run every index has the same length L (one array's rank), so its elements ``d``
+    are the strided slice ``values[start + d : end : L]``: one add per run, no per-row
+    arrays. Runs whose lengths differ (malformed indices) take a per-row path; an index
+    shorter than ``d + 1`` is left as it is.
+    """
+    if not len(lengths):
+        return
+    first = np.cumsum(runs.length) - runs.length  # the runs partition the rows, in order
+    low = np.minimum.reduceat(lengths, first)
+    high = np.maximum.reduceat(lengths, first)
+    for r in np.flatnonzero(shift != 0).tolist():
+        a, n, d, size = int(first[r]), int(runs.length[r]), int(runs.d[r]), int(low[r])
+        if size == high[r]:
+            if d < size:
+                values[int(starts[a]) + d : int(starts[a + n]) : size] += shift[r]
+            continue
+        rows = np.arange(a, a + n)
+        rows = rows[lengths[rows] > d]
+        values[starts[rows] + d] += shift[r]
 
 
 def keep_rows(tables: list[pa.Table], runs: Runs) -> pa.Table:
     """The kept rows of the stacked ``tables``: slices of the pieces' own tables (no copy)
     when the kept runs are few (typically: a run per piece and array), else one filter."""
     if runs.keep.all():
-        return pa.concat_tables(tables, promote_options="permissive")
+        return _concat(tables)
     if not runs.few_spans:
-        keep = pa.array(runs.rows(runs.keep))
-        return pa.concat_tables(tables, promote_options="permissive").filter(keep)
+        return _concat(tables).filter(pa.array(runs.rows(runs.keep)))
     begin, end, piece = runs.kept_spans
     if not len(begin):
         return tables[0].slice(0, 0)
@@ -268,4 +276,12 @@ def keep_rows(tables: list[pa.Table], runs: Runs) -> pa.Table:
         tables[p].slice(int(a - bounds[p]), int(b - a))
         for p, a, b in zip(piece.tolist(), begin.tolist(), end.tolist(), strict=True)
     ]
-    return pa.concat_tables(slices, promote_options="permissive")
+    return _concat(slices)
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """``tables`` as one (zero-copy), unifying schemas only when they differ (nullability)."""
+    try:
+        return pa.concat_tables(tables)
+    except pa.ArrowInvalid:
+        return pa.concat_tables(tables, promote_options="permissive")
