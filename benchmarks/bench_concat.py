@@ -355,7 +355,8 @@ def bench_pieces(n_pieces: int, refs_per_piece: int) -> None:
     print(f"  ({refs} chunk references incl. {n_pieces} inline time chunks)")
     # load concat's modules (zarr, codecs) before timing, as VirtualiZarr's are loaded by
     # building its datasets: the timings compare the work, not one-off imports
-    import vzsql.ops.concat  # noqa: F401
+    import vzsql.ops.concat
+
     shuffled = manifests[:]
     random.Random(2).shuffle(shuffled)
     t_concat, m = timed(
