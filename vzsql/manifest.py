@@ -105,8 +105,9 @@ class Manifest:
         """Commit the manifest to an Icechunk repository (path, Storage or Repository).
 
         Keywords: ``branch``, ``message``, ``tag``, ``append_dim``, ``overwrite``,
-        ``checksum``, ``storage_options``, ``retries`` (see
-        ``vzsql.writers.icechunk.to_icechunk``). Returns the snapshot id.
+        ``checksum``, ``storage_options``, ``retries``, ``max_refs_per_commit`` (writes
+        larger than Icechunk's per-commit limit become several commits; see
+        ``vzsql.writers.icechunk.to_icechunk``). Returns the (last) snapshot id.
         """
         from vzsql.writers.icechunk import to_icechunk
 
