@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFilterError
+from vzsql.scanners.grid import regular_grid
 from vzsql.scanners.hdf5_filters import pipeline_codecs
 from vzsql.scanners.netcdf3 import fill_json, json_number
 from vzsql.sources import SourceList, SourceStat, normalize_uri, open_source, stat_source
@@ -312,8 +313,6 @@ class _Scan:
 
 
 def _grids(arrays: list[dict[str, Any]]) -> pa.Table:
-    from vzsql.scanners.zarr import regular_grid
-
     parts = [regular_grid(a["array"], a["shape"], a["chunk_shape"]) for a in arrays]
     return pa.concat_tables(parts) if parts else regular_grid("", [], [])
 

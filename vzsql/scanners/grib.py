@@ -45,7 +45,7 @@ from vzsql.scanners.grib_messages import (
     split_field,
 )
 from vzsql.sources import SourceList, local_path, open_source, stat_source
-from vzsql.tables import CHUNKS_SCHEMA, Tables
+from vzsql.tables import CHUNKS_SCHEMA, GRID_SCHEMA, Tables
 
 FAILURES_SCHEMA = pa.schema(
     [pa.field("offset", pa.int64(), nullable=False), pa.field("reason", pa.string())]
@@ -233,7 +233,7 @@ def _lay_out_tables(
             f"no GRIB field matches filter_by_keys={filter_by_keys!r}", source=uri
         )
     arrays: list[dict[str, Any]] = []
-    grid: list[dict[str, Any]] = []
+    grid: list[pa.Table] = []
     inline: list[dict[str, Any]] = []
     referenced: list[pa.Table] = []
     group_table: list[dict[str, Any]] = []
@@ -268,7 +268,7 @@ def _lay_out_tables(
     tables = Tables.from_mapping(
         {
             "arrays": pa.Table.from_pylist(arrays),
-            "grid": pa.Table.from_pylist(grid),
+            "grid": pa.concat_tables(grid) if grid else GRID_SCHEMA.empty_table(),
             "chunks": chunks,
             "groups": pa.Table.from_pylist(group_table),
         }

@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from vzsql.errors import UnsupportedFormatError, UnsupportedLayoutError
+from vzsql.scanners.grid import regular_grid
 
 # cfgrib logs each variable it drops with a traceback; vzsql serves those as groups instead
 _CFGRIB_LOG = logging.getLogger("vzsql.grib.cfgrib")
@@ -168,23 +170,10 @@ class ArrayRows:
     """Rows of the ``arrays``, ``grid`` and ``chunks`` tables for one group (as columns)."""
 
     arrays: list[dict[str, Any]]
-    grid: list[dict[str, Any]]
+    grid: list[pa.Table]  # one table of grid rows per array
     inline_chunks: list[dict[str, Any]]
     # referenced chunks: array path per block, chunk indices and field numbers as numpy
     field_blocks: list[tuple[str, np.ndarray, np.ndarray]]
-
-
-def _grid_rows(
-    path: str, shape: tuple[int, ...], chunk_shape: tuple[int, ...]
-) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for d, (size, step) in enumerate(zip(shape, chunk_shape, strict=True)):
-        starts = range(0, size, step)
-        rows.extend(
-            {"array": path, "dim": d, "chunk": c, "start": s, "length": min(step, size - s)}
-            for c, s in enumerate(starts)
-        )
-    return rows
 
 
 def group_rows(
@@ -226,7 +215,7 @@ def group_rows(
                 "attr_dtypes": None,
             }
         )
-        out.grid.extend(_grid_rows(path, shape, shape))
+        out.grid.append(regular_grid(path, shape, shape))
         raw = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes()
         out.inline_chunks.append(
             {"array": path, "index": [0] * len(shape), "length": len(raw), "data": raw}
@@ -283,7 +272,7 @@ def _data_var_rows(
             "attr_dtypes": None,
         }
     )
-    out.grid.extend(_grid_rows(path, shape, chunk_shape))
+    out.grid.append(regular_grid(path, shape, chunk_shape))
     return path, index, fields
 
 

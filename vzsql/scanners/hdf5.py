@@ -14,7 +14,6 @@ HDF5 at all ``UnsupportedFormatError``.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from vzsql.codecs.encode import codecs_json, encode_chunk
 from vzsql.errors import CorruptSourceError, UnsupportedFormatError, VzsqlError
 from vzsql.scanners import HDF5_SIGNATURE
 from vzsql.scanners import hdf5_layout as layout
+from vzsql.scanners.grid import regular_grid
 from vzsql.scanners.hdf5_attrs import attrs_json
 from vzsql.scanners.hdf5_filters import pipeline_codecs, pipeline_filters
 from vzsql.scanners.hdf5_netcdf import (
@@ -117,7 +117,7 @@ class _Scan:
         self.current: str | None = None
         self.arrays: list[dict[str, Any]] = []
         self.groups: list[dict[str, Any]] = []
-        self.grid: list[dict[str, np.ndarray[Any, Any]]] = []
+        self.grid: list[pa.Table] = []
         self.refs: list[tuple[str, layout.StoredChunks]] = []
         # per array: (axis, scale path) of its unlimited axes, to pad to the dimension's length
         self.unlimited: dict[str, list[tuple[int, str]]] = {}
@@ -196,7 +196,7 @@ class _Scan:
             stored = layout.contiguous(dset, self.source_id, uri=self.uri, array=path)
         row["chunk_shape"] = stored.chunk_shape
         self.arrays.append(row)
-        self.grid.append(_grid(path, shape, stored.chunk_shape))
+        self.grid.append(regular_grid(path, shape, stored.chunk_shape))
         self.refs.append((path, stored))
         self.current = None
 
@@ -218,15 +218,11 @@ class _Scan:
                 shape[axis] = max(shape[axis], lengths[scale])
             if shape != row["shape"]:
                 row["shape"] = shape
-                self.grid[i] = _grid(row["array"], shape, row["chunk_shape"])
+                self.grid[i] = regular_grid(row["array"], shape, row["chunk_shape"])
 
     def tables(self, sources: SourceList) -> Tables:
         self.pad_unlimited()
-        grid = (
-            pa.concat_tables([pa.table(g, schema=GRID_SCHEMA) for g in self.grid])
-            if self.grid
-            else GRID_SCHEMA.empty_table()
-        )
+        grid = pa.concat_tables(self.grid) if self.grid else GRID_SCHEMA.empty_table()
         return Tables(
             sources=sources.table(),
             arrays=pa.Table.from_pylist(self.arrays, schema=ARRAYS_SCHEMA),
@@ -263,31 +259,6 @@ def _to_native(values: np.ndarray[Any, Any], atype: ArrayType) -> np.ndarray[Any
         ]
         return np.array(flat, dtype=object).reshape(values.shape)
     return np.asarray(values).astype(atype.native, copy=False)
-
-
-def _grid(path: str, shape: list[int], chunk_shape: list[int]) -> dict[str, np.ndarray[Any, Any]]:
-    """Grid rows of one array: per dimension, chunk slots clipped to the extent."""
-    parts: dict[str, list[np.ndarray[Any, Any]]] = {
-        "dim": [],
-        "chunk": [],
-        "start": [],
-        "length": [],
-    }
-    for d, (n, c) in enumerate(zip(shape, chunk_shape, strict=True)):
-        count = math.ceil(n / c) if n else 0
-        starts = np.arange(count, dtype=np.int64) * c
-        parts["dim"].append(np.full(count, d, np.int16))
-        parts["chunk"].append(np.arange(count, dtype=np.int32))
-        parts["start"].append(starts)
-        parts["length"].append(np.minimum(starts + c, n) - starts)
-    cols = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in parts.items()}
-    return {
-        "array": np.full(len(cols["dim"]), path, dtype=object),
-        "dim": cols["dim"].astype(np.int16),
-        "chunk": cols["chunk"].astype(np.int32),
-        "start": cols["start"].astype(np.int64),
-        "length": cols["length"].astype(np.int64),
-    }
 
 
 def _index_column(index: np.ndarray[Any, Any]) -> pa.Array:

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFormatError
+from vzsql.scanners.grid import regular_grid
 from vzsql.sources import local_etag, local_path, normalize_uri
 from vzsql.tables import (
     ARRAYS_SCHEMA,
@@ -232,31 +233,6 @@ def compressor_codec(config: dict[str, Any], itemsize: int) -> dict[str, Any]:
             },
         }
     return {"name": f"numcodecs.{codec_id}", "configuration": config}
-
-
-def regular_grid(name: str, shape: list[int], chunk_shape: list[int]) -> pa.Table:
-    """Grid rows of a regular chunk grid (the last chunk of a dimension cut by the extent)."""
-    dims, chunk, start, length = [], [], [], []
-    for d, (n, c) in enumerate(zip(shape, chunk_shape, strict=True)):
-        k = -(-n // c) if c else 0
-        s = np.arange(k, dtype=np.int64) * c
-        dims.append(np.full(k, d, np.int16))
-        chunk.append(np.arange(k, dtype=np.int32))
-        start.append(s)
-        length.append(np.minimum(c, n - s))
-    if not dims:
-        return GRID_SCHEMA.empty_table()
-    total = sum(len(x) for x in dims)
-    return pa.table(
-        {
-            "array": pa.array([name] * total, pa.string()),
-            "dim": np.concatenate(dims),
-            "chunk": np.concatenate(chunk),
-            "start": np.concatenate(start),
-            "length": np.concatenate(length),
-        },
-        schema=GRID_SCHEMA,
-    )
 
 
 def _key_pattern(meta: Any, ndim: int) -> tuple[str, str, str]:
