@@ -13,7 +13,7 @@ import vzsql
 from tests.fixtures_series import daily_piece
 from vzsql.ops.checks import STAT_SCHEMA
 from vzsql.ops.concat import describe_pieces
-from vzsql.ops.relations import query, tables_of
+from vzsql.ops.relations import query
 from vzsql.ops.stats import coordinate_values, itemsizes
 from vzsql.queries import all_query_names, load_query
 
@@ -30,7 +30,7 @@ def relations(tmp_path_factory):
     b, _ = daily_piece(d / "b.raw", 31, 28)
     m = vzsql.concat([vzsql.Manifest(a), vzsql.Manifest(b)], "time")
     pieces = describe_pieces([a, b])
-    t = tables_of(m.tables)
+    t = m.tables.as_dict()
     t["arrays"] = t["arrays"].append_column(
         "pos", pa.array(range(t["arrays"].num_rows), pa.int64())
     )

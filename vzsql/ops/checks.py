@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from vzsql.errors import CheckFailedError, SourceError
-from vzsql.ops.relations import query, tables_of
+from vzsql.ops.relations import query
 from vzsql.sources import stat_source
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def run_check(
     coord_values: pa.Table | None = None,
 ) -> pa.Table:
     """Run one check query (``queries/checks/<name>.sql``) and return its problem rows."""
-    tables = tables_of(m.tables)
+    tables = m.tables.as_dict()
     tables["source_stats"] = source_stats if source_stats is not None else STAT_SCHEMA.empty_table()
     tables["coord_values"] = (
         coord_values if coord_values is not None else COORD_SCHEMA.empty_table()

@@ -19,24 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vzsql.errors import QueryError
-from vzsql.queries import load_query
+from vzsql.catalog import _SAFE_CONFIG, run_named
 from vzsql.tables import TABLE_NAMES, Tables, conform
-
-_SAFE_CONFIG = {
-    "enable_external_access": False,
-    "autoload_known_extensions": False,
-    "autoinstall_known_extensions": False,
-}
-
-
-def connect_tables(tables: Mapping[str, pa.Table]) -> duckdb.DuckDBPyConnection:
-    """A locked-down in-memory DuckDB connection with ``tables`` registered by name."""
-    con = duckdb.connect(config=dict(_SAFE_CONFIG))
-    for name, table in tables.items():
-        con.register(name, table)
-    return con
-
 
 _local = threading.local()
 
@@ -61,16 +45,10 @@ def query(
     for table_name, table in tables.items():
         con.register(table_name, table)
     try:
-        return con.sql(load_query(name), params=params or None).to_arrow_table()
-    except duckdb.Error as e:
-        raise QueryError(f"query {name!r} failed: {e}") from e
+        return run_named(con, name, params)
     finally:
         for table_name in tables:
             con.unregister(table_name)
-
-
-def tables_of(tables: Tables) -> dict[str, pa.Table]:
-    return {n: getattr(tables, n) for n in TABLE_NAMES}
 
 
 def stack_pieces(

@@ -23,7 +23,7 @@ from vzsql.ops.coords import (
     numeric_positions,
     read_array,
 )
-from vzsql.ops.relations import query, tables_of
+from vzsql.ops.relations import query
 from vzsql.zarr_meta import numpy_dtype
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def coordinate_values(
 
 def stats(m: Manifest, *, coordinates: bool = True) -> dict[str, pa.Table]:
     """All analytics tables of ``m`` (see the module doc)."""
-    tables = tables_of(m.tables)
+    tables = m.tables.as_dict()
     out: dict[str, Any] = {
         "per_array": query("stats/per_array", {**tables, "itemsizes": itemsizes(m.tables)}),
         "per_source": query("stats/per_source", tables),
