@@ -131,8 +131,11 @@ def merge_ranges(
     """Merge ranges closer than ``max_gap`` into blocks of about ``max_block`` at most.
 
     Returns ``(block_starts, block_ends, block_of)``: ``block_of[i]`` is the block that
-    holds range ``i``. Vectorised: sort by start, a new block begins where a start lies
-    beyond the running maximum end plus the gap, or where the block grew too big.
+    holds range ``i``. Sorted by start, a new block begins where a start lies beyond the
+    running maximum end plus the gap (vectorised), or, inside such a run, at the first
+    start ``max_block`` or more past the current block's start where no earlier range
+    reaches over it (so blocks never overlap). The size splits are found one block at a
+    time with ``searchsorted``: a loop over merged blocks of ``max_block`` bytes, not ranges.
     """
     n = len(starts)
     if n == 0:
@@ -144,15 +147,24 @@ def merge_ranges(
     reach = np.maximum.accumulate(e)
     new = np.ones(n, dtype=bool)
     new[1:] = s[1:] > reach[:-1] + max_gap
-    block = np.cumsum(new) - 1
-    # split long blocks: sub-block by distance from the block start in units of max_block
-    first = s[np.flatnonzero(new)][block]
-    sub = (s - first) // max(1, max_block)
-    key = block * (int(sub.max()) + 1) + sub
-    new2 = np.ones(n, dtype=bool)
-    # a size split only where no earlier range reaches over it, so blocks never overlap
-    new2[1:] = new[1:] | ((key[1:] != key[:-1]) & (s[1:] >= reach[:-1]))
-    block2 = np.cumsum(new2) - 1
+    limit = max(1, max_block)
+    runs = np.flatnonzero(new)
+    run_ends = np.append(runs[1:], n)
+    long_runs = s[run_ends - 1] - s[runs] >= limit
+    if long_runs.any():
+        # next_ok[k]: first position >= k where a block may begin (nothing reaches over it)
+        ok = np.ones(n, dtype=bool)
+        ok[1:] = s[1:] >= reach[:-1]
+        next_ok = np.minimum.accumulate(np.where(ok, np.arange(n), n)[::-1])[::-1]
+        for first, stop in zip(runs[long_runs].tolist(), run_ends[long_runs].tolist(), strict=True):
+            k = first
+            while True:
+                k = int(np.searchsorted(s, s[k] + limit, side="left"))
+                k = int(next_ok[k]) if k < stop else stop
+                if k >= stop:
+                    break
+                new[k] = True
+    block2 = np.cumsum(new) - 1
     nblocks = int(block2[-1]) + 1
     bstart = np.full(nblocks, np.iinfo(np.int64).max, dtype=np.int64)
     bend = np.zeros(nblocks, dtype=np.int64)
