@@ -173,7 +173,7 @@ def _write_group(
         )
     except Exception as e:  # icechunk raises for indices outside the grid, bad URLs...
         raise ExportError(
-            f"Icechunk rejected references: {_first_line(e)}",
+            f"Icechunk rejected references: {first_line(e)}",
             array=array,
             source=uris if isinstance(uris, str) else str(uris[0]),
         ) from e
@@ -209,7 +209,7 @@ def _write_sparse(
     try:
         failed = store.set_virtual_refs(array, specs, validate_containers=True)
     except Exception as e:
-        raise ExportError(f"Icechunk rejected references: {_first_line(e)}", array=array) from e
+        raise ExportError(f"Icechunk rejected references: {first_line(e)}", array=array) from e
     if failed:
         raise ExportError(
             f"{len(failed)} references match no virtual chunk container",
@@ -218,18 +218,19 @@ def _write_sparse(
         )
 
 
-async def _set_all(store: IcechunkStore, keys: Sequence[str], values: Sequence[bytes]) -> None:
+async def set_all(
+    store: Any, keys: Sequence[str], values: Sequence[bytes], batch: int = NATIVE_BATCH
+) -> None:
+    """Write ``values`` under ``keys`` to a zarr ``Store``, ``batch`` writes awaited together."""
     from zarr.core.buffer import default_buffer_prototype
 
     buf = default_buffer_prototype().buffer
-    for start in range(0, len(keys), NATIVE_BATCH):
+    for start in range(0, len(keys), batch):
         await asyncio.gather(
             *(
                 store.set(k, buf.from_bytes(v))
                 for k, v in zip(
-                    keys[start : start + NATIVE_BATCH],
-                    values[start : start + NATIVE_BATCH],
-                    strict=True,
+                    keys[start : start + batch], values[start : start + batch], strict=True
                 )
             )
         )
@@ -244,9 +245,9 @@ def write_native_chunks(store: IcechunkStore, array: str, index: np.ndarray, dat
     keys = chunk_keys(array, index)
     values = data.to_pylist()
     try:
-        sync(_set_all(store, keys, values))
+        sync(set_all(store, keys, values))
     except Exception as e:
-        raise ExportError(f"writing inline chunks failed: {_first_line(e)}", array=array) from e
+        raise ExportError(f"writing inline chunks failed: {first_line(e)}", array=array) from e
     return len(keys)
 
 
@@ -255,11 +256,11 @@ def write_documents(store: IcechunkStore, docs: dict[str, bytes]) -> None:
     from zarr.core.sync import sync
 
     try:
-        sync(_set_all(store, list(docs), list(docs.values())))
+        sync(set_all(store, list(docs), list(docs.values())))
     except Exception as e:
-        raise ExportError(f"writing Zarr metadata to Icechunk failed: {_first_line(e)}") from e
+        raise ExportError(f"writing Zarr metadata to Icechunk failed: {first_line(e)}") from e
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__

@@ -15,12 +15,11 @@ the store checks them) and their scan record (size, ETag) before copying.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -30,11 +29,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.allowlist import check_read
+from vzsql.byte_ranges import s3_config
 from vzsql.errors import ChunkReadError, ExportError, StaleSourceError, VzsqlError
 from vzsql.sources import local_path, stat_source
 from vzsql.tables import Tables
-from vzsql.writers.icechunk import arrays_in_order, documents
-from vzsql.writers.icechunk_refs import chunk_keys, index_matrix
+from vzsql.writers.icechunk import documents
+from vzsql.writers.icechunk_batches import chunk_slices, slice_rows
+from vzsql.writers.icechunk_refs import chunk_keys, index_matrix, set_all
 from vzsql.writers.ref_bounds import check_refs_inside_sources
 from vzsql.zarr_meta import hierarchy
 
@@ -123,44 +124,16 @@ def read_ranges(
 
 
 def _object_store(uri: str, storage_options: dict[str, Any]) -> tuple[Any, str]:
+    """The obstore store and key for a remote ``uri`` (S3 options as ``byte_ranges`` reads them)."""
     from obstore.store import S3Store, from_url
 
     parsed = urlparse(uri)
     key = parsed.path.lstrip("/")
     if parsed.scheme in ("s3", "s3a"):
-        opts = dict(storage_options)
-        opts.update(opts.pop("client_kwargs", None) or {})
-        config: dict[str, Any] = {}
-        endpoint = opts.get("endpoint_url") or opts.get("endpoint")
-        if endpoint:
-            config["endpoint"] = endpoint
-        if opts.get("key"):
-            config["access_key_id"] = opts["key"]
-        if opts.get("secret"):
-            config["secret_access_key"] = opts["secret"]
-        if opts.get("region_name") or opts.get("region"):
-            config["region"] = opts.get("region_name") or opts.get("region")
-        if opts.get("anon"):
-            config["skip_signature"] = True
-        client = {"allow_http": True} if endpoint and str(endpoint).startswith("http://") else None
-        store = S3Store(parsed.netloc, config=config or None, client_options=client)  # type: ignore[arg-type]
+        config, client = s3_config(storage_options)
+        store = S3Store(parsed.netloc, config=config or None, client_options=client or None)  # type: ignore[arg-type]
         return store, key
     return from_url(f"{parsed.scheme}://{parsed.netloc}"), key
-
-
-async def _set_many(store: Any, keys: Sequence[str], values: Sequence[bytes]) -> None:
-    from zarr.core.buffer import default_buffer_prototype
-
-    buf = default_buffer_prototype().buffer
-    for s in range(0, len(keys), WRITE_CONCURRENCY):
-        await asyncio.gather(
-            *(
-                store.set(k, buf.from_bytes(v))
-                for k, v in zip(
-                    keys[s : s + WRITE_CONCURRENCY], values[s : s + WRITE_CONCURRENCY], strict=True
-                )
-            )
-        )
 
 
 def check_sources_allowed(tables: Tables, allow: Any = None) -> None:
@@ -195,9 +168,11 @@ def copy_into(
     with tqdm(
         total=tables.chunks.num_rows, unit="chunk", desc="zarr copy", disable=not progress
     ) as bar:
-        for name, part in arrays_in_order(tables.chunks.filter(pc.is_valid(tables.chunks["data"]))):
+        inline = tables.chunks.filter(pc.is_valid(tables.chunks["data"]))
+        for name, rows in chunk_slices(inline):
+            part = slice_rows(inline, rows)
             keys = chunk_keys(name, index_matrix(part["index"], ndims[name]))
-            sync(_set_many(store, keys, part["data"].to_pylist()))
+            sync(set_all(store, keys, part["data"].to_pylist(), WRITE_CONCURRENCY))
             written += keys
             bar.update(len(keys))
         for uri, batch in _virtual_batches(tables):
@@ -206,14 +181,14 @@ def copy_into(
                 uri, batch["offset"].to_numpy(), batch["length"].to_numpy(), storage_options
             )
             flat_keys = _batch_keys(batch, ndims)
-            sync(_set_many(store, flat_keys, data))
+            sync(set_all(store, flat_keys, data, WRITE_CONCURRENCY))
             written += flat_keys
             bar.update(len(flat_keys))
     docs = documents(hierarchy(tables))
     root = docs.pop("zarr.json", None)
-    sync(_set_many(store, list(docs), list(docs.values())))
+    sync(set_all(store, list(docs), list(docs.values()), WRITE_CONCURRENCY))
     if root is not None:  # the root document last: until it exists there is no store
-        sync(_set_many(store, ["zarr.json"], [root]))
+        sync(set_all(store, ["zarr.json"], [root], WRITE_CONCURRENCY))
     return written + list(docs) + ["zarr.json"]
 
 
