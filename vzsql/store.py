@@ -25,7 +25,7 @@ from zarr.abc.store import (
 )
 
 from vzsql.byte_ranges import CoalescingRangeReader, ReadStats
-from vzsql.chunk_index import INLINE, ChunkIndex
+from vzsql.chunk_index import INLINE, ArrayChunks, ChunkIndex
 from vzsql.errors import ChunkReadError, ReadOnlyStoreError
 from vzsql.tables import Tables
 from vzsql.zarr_meta import ZARR_JSON, hierarchy
@@ -159,6 +159,18 @@ class ManifestStore(Store):
                 return array, tuple(int(p) for p in rest)
         return None
 
+    def _find(self, key: str) -> tuple[str, tuple[int, ...], ArrayChunks, int] | None:
+        """``(array, chunk index, its ArrayChunks, row position)`` of a stored chunk key."""
+        found = self._locate_chunk(key)
+        if found is None:
+            return None
+        array, index = found
+        chunks = self._chunks.get(array)
+        pos = chunks.find(index) if chunks is not None else None
+        if chunks is None or pos is None:
+            return None
+        return array, index, chunks, pos
+
     async def get(
         self,
         key: str,
@@ -173,14 +185,10 @@ class ManifestStore(Store):
         if doc is not None:
             lo, hi = _resolve_range(byte_range, len(doc))
             return prototype.buffer.from_bytes(doc[lo:hi])
-        found = self._locate_chunk(key)
+        found = self._find(key)
         if found is None:
             return None
-        array, index = found
-        chunks = self._chunks.get(array)
-        pos = chunks.find(index) if chunks is not None else None
-        if chunks is None or pos is None:
-            return None
+        array, index, chunks, pos = found
         sid = int(chunks.source_id[pos])
         if sid == INLINE:
             data = chunks.data[pos].as_py()
@@ -212,26 +220,20 @@ class ManifestStore(Store):
     async def exists(self, key: str) -> bool:
         if key in self._docs:
             return True
-        found = self._locate_chunk(key)
+        found = self._find(key)
         if found is None:
             return False
-        chunks = self._chunks.get(found[0])
-        if chunks is None:
-            return False
-        pos = chunks.find(found[1])
-        return pos is not None and not (
-            int(chunks.source_id[pos]) == INLINE and not chunks.data[pos].is_valid
-        )
+        _, _, chunks, pos = found
+        return not (int(chunks.source_id[pos]) == INLINE and not chunks.data[pos].is_valid)
 
     async def getsize(self, key: str) -> int:
         doc = self._docs.get(key)
         if doc is not None:
             return len(doc)
-        found = self._locate_chunk(key)
-        chunks = self._chunks.get(found[0]) if found is not None else None
-        pos = chunks.find(found[1]) if chunks is not None and found is not None else None
-        if chunks is None or pos is None:
+        found = self._find(key)
+        if found is None:
             raise FileNotFoundError(key)
+        _, _, chunks, pos = found
         if int(chunks.source_id[pos]) == INLINE:
             data = chunks.data[pos]
             if not data.is_valid:
