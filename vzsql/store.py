@@ -15,6 +15,8 @@ import json
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pyarrow as pa
 import zarr
 from zarr.abc.store import (
     ByteRequest,
@@ -262,17 +264,30 @@ class ManifestStore(Store):
         raise self._refuse("clear", "")
 
     # -- listing --------------------------------------------------------------------------
+    def _listed(self, array: str) -> np.ndarray | None:
+        """Which stored chunks of ``array`` exist as keys (inline rows without bytes do not);
+        None when all do."""
+        chunks = self._chunks.get(array)
+        if chunks is None or not (chunks.source_id == INLINE).any():
+            return None
+        return chunks.data.is_valid().to_numpy(zero_copy_only=False) | (chunks.source_id != INLINE)
+
     def _chunk_keys(self, array: str) -> list[str]:
         chunks = self._chunks.get(array)
         if chunks is None or not len(chunks):
             return []
-        keys: list[str] = chunks.keys(f"{array}/").to_pylist()
-        if (chunks.source_id == INLINE).any():
-            valid = chunks.data.is_valid().to_numpy(zero_copy_only=False) | (
-                chunks.source_id != INLINE
-            )
-            keys = [k for k, ok in zip(keys, valid.tolist(), strict=True) if ok]
-        return keys
+        keys = chunks.keys(f"{array}/")
+        listed = self._listed(array)
+        if listed is not None:
+            keys = keys.filter(pa.array(listed))
+        return keys.to_pylist()
+
+    def _has_chunk_keys(self, array: str) -> bool:
+        chunks = self._chunks.get(array)
+        if chunks is None or not len(chunks):
+            return False
+        listed = self._listed(array)
+        return listed is None or bool(listed.any())
 
     async def list(self) -> AsyncIterator[str]:
         for key in self._docs:
@@ -303,7 +318,7 @@ class ManifestStore(Store):
         for array in self._chunks.arrays():
             chunk_dir = f"{array}/c"
             if chunk_dir.startswith(base) and not base.startswith(chunk_dir + "/"):
-                if self._chunk_keys(array):
+                if self._has_chunk_keys(array):
                     seen.add(chunk_dir[len(base) :].split("/")[0])
             elif base.startswith(chunk_dir + "/"):
                 seen.update(self._chunk_children(array, base[len(chunk_dir) + 1 :]))
@@ -318,8 +333,6 @@ class ManifestStore(Store):
         head = [p for p in sub.split("/") if p]
         if not all(p.isdigit() for p in head) or len(head) >= chunks.ndim:
             return frozenset()
-        import numpy as np
-
         idx = chunks.indices()
         mask = np.ones(len(idx), dtype=bool)
         for d, p in enumerate(head):
