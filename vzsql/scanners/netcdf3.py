@@ -18,7 +18,6 @@ for data never written).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from typing import Any
@@ -37,7 +36,7 @@ from vzsql.scanners.netcdf3_header import (
 )
 from vzsql.sources import SourceList, normalize_uri, open_source, stat_source
 from vzsql.tables import CHUNKS_SCHEMA, GRID_SCHEMA, Tables
-from vzsql.zarr_meta import dtype_to_text
+from vzsql.zarr_meta import dtype_to_text, zarr_data_type
 
 FORMAT = "netcdf3"
 
@@ -124,15 +123,7 @@ def fill_json(value: Any, dtype: np.dtype[Any]) -> Any:
     """A scalar as a Zarr v3 ``fill_value`` JSON value of ``dtype``."""
     native = dtype.newbyteorder("=")
     scalar = np.asarray(value).astype(native).reshape(())[()]
-    return _zarr_dtype(native.str).to_json_scalar(scalar, zarr_format=3)
-
-
-@functools.cache
-def _zarr_dtype(native: str) -> Any:
-    """zarr's data type object of a numpy dtype string (its registry lookup is slow)."""
-    from zarr.core.dtype import get_data_type_from_native_dtype
-
-    return get_data_type_from_native_dtype(np.dtype(native))
+    return zarr_data_type(native).to_json_scalar(scalar, zarr_format=3)
 
 
 def _names_column(names: list[str], counts: np.ndarray[Any, Any]) -> pa.Array:
