@@ -25,6 +25,7 @@ from vzsql.errors import SourceError
 from vzsql.icechunk_logs import quiet_icechunk_logs
 from vzsql.manifest import Manifest
 from vzsql.tables import SOURCES_SCHEMA, Tables
+from vzsql.writers.icechunk_refs import first_line
 
 SIDECAR_KEY = "vzsql"
 NATIVE = 1
@@ -248,7 +249,7 @@ def _open(repo_or_path: Any) -> Any:
         return ic.Repository.open(storage)
     except Exception as e:
         raise SourceError(
-            f"cannot open Icechunk repository: {str(e).splitlines()[0]}", source=str(repo_or_path)
+            f"cannot open Icechunk repository: {first_line(e)}", source=str(repo_or_path)
         ) from e
 
 
@@ -270,9 +271,7 @@ def from_icechunk(
     try:
         session = repo.readonly_session(branch=branch, tag=tag, snapshot_id=snapshot_id)
     except Exception as e:
-        raise SourceError(
-            f"cannot read snapshot: {str(e).splitlines()[0]}", source=str(repo_or_path)
-        ) from e
+        raise SourceError(f"cannot read snapshot: {first_line(e)}", source=str(repo_or_path)) from e
     store = session.store
     extra = sidecar(repo, branch=branch, tag=tag, snapshot_id=snapshot_id)
     docs = read_documents(store)

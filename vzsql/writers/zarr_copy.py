@@ -35,7 +35,7 @@ from vzsql.sources import local_path, stat_source
 from vzsql.tables import Tables
 from vzsql.writers.icechunk import documents
 from vzsql.writers.icechunk_batches import chunk_slices, slice_rows
-from vzsql.writers.icechunk_refs import chunk_keys, index_matrix, set_all
+from vzsql.writers.icechunk_refs import chunk_keys, first_line, index_matrix, set_all
 from vzsql.writers.ref_bounds import check_refs_inside_sources
 from vzsql.zarr_meta import hierarchy
 
@@ -112,7 +112,7 @@ def read_ranges(
     except OSError as e:
         raise ChunkReadError(f"cannot read source: {e.strerror or e}", source=uri) from e
     except Exception as e:
-        raise ChunkReadError(f"cannot read source: {str(e).splitlines()[0]}", source=uri) from e
+        raise ChunkReadError(f"cannot read source: {first_line(e)}", source=uri) from e
     short = [i for i, (b, n) in enumerate(zip(out, lengths, strict=True)) if len(b) != n]
     if short:
         i = short[0]
