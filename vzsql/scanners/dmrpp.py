@@ -38,9 +38,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFilterError
+from vzsql.scanners.attr_json import attrs_texts, json_number
 from vzsql.scanners.grid import regular_grid
 from vzsql.scanners.hdf5_filters import pipeline_codecs
-from vzsql.scanners.netcdf3 import fill_json, json_number
+from vzsql.scanners.netcdf3 import fill_json
 from vzsql.sources import SourceList, SourceStat, normalize_uri, open_source, stat_source
 from vzsql.tables import ARRAYS_SCHEMA, CHUNKS_SCHEMA, GROUPS_SCHEMA, Tables
 from vzsql.zarr_meta import dtype_to_text
@@ -372,4 +373,4 @@ def attributes_json(el: ET.Element, uri: str) -> tuple[str, str]:
             values[name] = nums[0] if len(nums) == 1 else nums
         else:
             values[name] = texts[0] if len(texts) == 1 else texts
-    return json.dumps(values, ensure_ascii=False, allow_nan=False), json.dumps(dtypes)
+    return attrs_texts(values, dtypes)

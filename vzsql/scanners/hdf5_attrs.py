@@ -19,11 +19,11 @@ properties) describe structure the tables already hold and are dropped.
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
 import numpy as np
+
+from vzsql.scanners.attr_json import attrs_texts, decode_text, json_number
 
 BOOKKEEPING = frozenset(
     {
@@ -48,11 +48,7 @@ class _Skip(Exception):
 
 def _scalar(value: Any) -> Any:
     if isinstance(value, bytes | np.bytes_):
-        raw = bytes(value)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw.decode("latin-1")
+        return decode_text(bytes(value))
     if isinstance(value, str):
         return value
     if isinstance(value, np.bool_ | bool):
@@ -60,12 +56,7 @@ def _scalar(value: Any) -> Any:
     if isinstance(value, np.integer | int):
         return int(value)
     if isinstance(value, np.floating | float):
-        f = float(value)
-        if math.isnan(f):
-            return "NaN"
-        if math.isinf(f):
-            return "Infinity" if f > 0 else "-Infinity"
-        return f
+        return json_number(float(value))
     if isinstance(value, np.complexfloating | complex):
         return [_scalar(value.real), _scalar(value.imag)]
     raise _Skip
@@ -113,4 +104,4 @@ def attrs_json(attrs: Any) -> tuple[str, str]:
         values[name] = value
         if dtype is not None:
             dtypes[name] = dtype
-    return json.dumps(values, ensure_ascii=False, allow_nan=False), json.dumps(dtypes)
+    return attrs_texts(values, dtypes)

@@ -19,13 +19,13 @@ for data never written).
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from vzsql.errors import CorruptSourceError, SourceError
+from vzsql.scanners.attr_json import attrs_texts, decode_text, json_number
 from vzsql.scanners.netcdf3_header import (
     DEFAULT_FILL,
     STREAMING,
@@ -246,11 +246,7 @@ def encode_attributes(attrs: list[Attribute]) -> tuple[str, str]:
     dtypes: dict[str, str] = {}
     for a in attrs:
         if a.values.dtype.kind == "S":
-            raw = a.values.tobytes().rstrip(b"\x00")
-            try:
-                values[a.name] = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                values[a.name] = raw.decode("latin-1")
+            values[a.name] = decode_text(a.values.tobytes().rstrip(b"\x00"))
             if a.name == "_FillValue":  # a char variable's fill is a byte, as netCDF4 gives it
                 dtypes[a.name] = "|S1"
             continue
@@ -258,11 +254,4 @@ def encode_attributes(attrs: list[Attribute]) -> tuple[str, str]:
         items = [json_number(v) for v in native.tolist()]
         values[a.name] = items[0] if len(items) == 1 else items
         dtypes[a.name] = native.dtype.str
-    return json.dumps(values, ensure_ascii=False, allow_nan=False), json.dumps(dtypes)
-
-
-def json_number(v: Any) -> Any:
-    """A JSON value for one number: non-finite floats as the Zarr v3 strings."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
-    return v
+    return attrs_texts(values, dtypes)
