@@ -16,12 +16,28 @@ import numpy as np
 from vzsql.zarr_meta import array_json
 
 
-def _metadata(row: dict[str, Any], chunk_shape: list[int]) -> Any:
+def _codec_pipeline(row: dict[str, Any], chunk_shape: list[int]) -> tuple[Any, Any, Any]:
+    """``(pipeline, chunk spec, buffer prototype)`` for one chunk of ``chunk_shape``."""
+    from zarr.core.array_spec import ArrayConfig, ArraySpec
+    from zarr.core.buffer import default_buffer_prototype
     from zarr.core.metadata.v3 import ArrayV3Metadata
+    from zarr.registry import get_pipeline_class
 
     doc = array_json(row, None)
-    doc["chunk_grid"] = {"name": "regular", "configuration": {"chunk_shape": chunk_shape}}
-    return ArrayV3Metadata.from_dict(doc)
+    doc["chunk_grid"] = {
+        "name": "regular",
+        "configuration": {"chunk_shape": [max(1, s) for s in chunk_shape]},
+    }
+    meta = ArrayV3Metadata.from_dict(doc)
+    prototype = default_buffer_prototype()
+    spec = ArraySpec(
+        shape=tuple(chunk_shape),
+        dtype=meta.data_type,
+        fill_value=meta.fill_value,
+        config=ArrayConfig.from_dict({}),
+        prototype=prototype,
+    )
+    return get_pipeline_class().from_codecs(meta.codecs), spec, prototype
 
 
 def encode_chunk(data: np.ndarray[Any, Any], row: dict[str, Any]) -> bytes:
@@ -30,25 +46,12 @@ def encode_chunk(data: np.ndarray[Any, Any], row: dict[str, Any]) -> bytes:
     ``row`` is an ``arrays`` row (``dtype``, ``fill_value``, ``codecs``, ``shape``...).
     ``data`` must already have the chunk's full stored shape (edge chunks padded).
     """
-    from zarr.core.array_spec import ArrayConfig, ArraySpec
-    from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
-    from zarr.registry import get_pipeline_class
 
-    shape = [int(s) for s in data.shape]
-    meta = _metadata(row, [max(1, s) for s in shape] if shape else [])
-    prototype = default_buffer_prototype()
-    native = meta.data_type.to_native_dtype()
+    pipeline, spec, prototype = _codec_pipeline(row, [int(s) for s in data.shape])
+    native = spec.dtype.to_native_dtype()
     if native.kind not in "OTU":
         data = np.ascontiguousarray(data, dtype=native)
-    spec = ArraySpec(
-        shape=tuple(shape),
-        dtype=meta.data_type,
-        fill_value=meta.fill_value,
-        config=ArrayConfig.from_dict({}),
-        prototype=prototype,
-    )
-    pipeline = get_pipeline_class().from_codecs(meta.codecs)
     out = sync(pipeline.encode([(prototype.nd_buffer.from_numpy_array(data), spec)]))
     (buf,) = list(out)
     if buf is None:  # pragma: no cover - only for chunks equal to the fill value with write_empty
@@ -58,21 +61,9 @@ def encode_chunk(data: np.ndarray[Any, Any], row: dict[str, Any]) -> bytes:
 
 def decode_chunk(data: bytes, row: dict[str, Any], chunk_shape: list[int]) -> np.ndarray[Any, Any]:
     """The array held by encoded chunk bytes ``data`` of the array described by ``row``."""
-    from zarr.core.array_spec import ArrayConfig, ArraySpec
-    from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
-    from zarr.registry import get_pipeline_class
 
-    meta = _metadata(row, [max(1, s) for s in chunk_shape])
-    prototype = default_buffer_prototype()
-    spec = ArraySpec(
-        shape=tuple(chunk_shape),
-        dtype=meta.data_type,
-        fill_value=meta.fill_value,
-        config=ArrayConfig.from_dict({}),
-        prototype=prototype,
-    )
-    pipeline = get_pipeline_class().from_codecs(meta.codecs)
+    pipeline, spec, prototype = _codec_pipeline(row, chunk_shape)
     out = sync(pipeline.decode([(prototype.buffer.from_bytes(data), spec)]))
     (nd,) = list(out)
     if nd is None:  # pragma: no cover - the pipeline returns None only for missing input
