@@ -37,6 +37,13 @@ ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
 _KERCHUNK_KEYS = (b'"refs"', b'.zgroup"', b'.zarray"', b'.zattrs"', b'zarr.json"')
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# HDF5 allows a user block: the signature may sit at 512, 1024, 2048, ... bytes
+HDF5_SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096)
+
+
+def has_hdf5_signature(head: bytes) -> bool:
+    """True if the HDF5 signature sits at the start or after a user block of ``head``."""
+    return any(head[p : p + 8] == HDF5_SIGNATURE for p in HDF5_SIGNATURE_OFFSETS)
 
 
 def sniff_format(head: bytes, uri: str) -> str:
@@ -55,10 +62,8 @@ def sniff_format(head: bytes, uri: str) -> str:
         return "dmrpp"
     if b"GRIB" in head:
         return "grib"
-    # HDF5 allows a user block: the signature may sit at 512, 1024, 2048, ... bytes
-    for pos in (512, 1024, 2048, 4096):
-        if head[pos : pos + 8] == HDF5_SIGNATURE:
-            return "hdf5"
+    if has_hdf5_signature(head):  # after a user block
+        return "hdf5"
     raise UnsupportedFormatError(
         "unrecognised file format (not HDF5/netCDF4, netCDF3, GRIB, Zarr or DMR++)", source=uri
     )

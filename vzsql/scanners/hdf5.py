@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from vzsql.codecs.encode import codecs_json, encode_chunk
 from vzsql.errors import CorruptSourceError, UnsupportedFormatError, VzsqlError
-from vzsql.scanners import HDF5_SIGNATURE
+from vzsql.scanners import has_hdf5_signature
 from vzsql.scanners import hdf5_layout as layout
 from vzsql.scanners.grid import regular_grid
 from vzsql.scanners.hdf5_attrs import attrs_json
@@ -87,7 +87,7 @@ def _open_hdf5(uri: str, storage_options: dict[str, Any] | None) -> Iterator[Any
 
     with open_source(uri, storage_options) as fobj:
         head = fobj.read(4104)
-        if not any(head[p : p + 8] == HDF5_SIGNATURE for p in (0, 512, 1024, 2048, 4096)):
+        if not has_hdf5_signature(head):
             raise UnsupportedFormatError(
                 "not an HDF5/netCDF-4 file (no HDF5 signature)", source=uri
             )
