@@ -15,7 +15,7 @@ names under which readers find them (``zarr.codecs`` entry points).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
@@ -37,6 +37,18 @@ class _ImagecodecsBytesCodec(BytesBytesCodec):
 
     is_fixed_size = False
     codec_name = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, JSON]) -> Self:
+        _, config = parse_named_configuration(data, cls.codec_name, require_configuration=False)
+        return cls(**(config or {}))  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {"name": self.codec_name, "configuration": self._config()}
+
+    def _config(self) -> dict[str, int]:
+        """The configuration: every dataclass field (the filter's parameters)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def _decode_bytes(self, data: np.ndarray[Any, np.dtype[np.uint8]]) -> bytes:
         raise NotImplementedError
@@ -74,14 +86,6 @@ class HDF5LZ4Codec(_ImagecodecsBytesCodec):
     def __init__(self, *, blocksize: int = 0) -> None:
         object.__setattr__(self, "blocksize", int(blocksize))
 
-    @classmethod
-    def from_dict(cls, data: dict[str, JSON]) -> Self:
-        _, config = parse_named_configuration(data, cls.codec_name, require_configuration=False)
-        return cls(**(config or {}))  # type: ignore[arg-type]
-
-    def to_dict(self) -> dict[str, JSON]:
-        return {"name": self.codec_name, "configuration": {"blocksize": self.blocksize}}
-
     def _decode_bytes(self, data: np.ndarray[Any, np.dtype[np.uint8]]) -> bytes:
         import imagecodecs
 
@@ -106,14 +110,6 @@ class HDF5LZFCodec(_ImagecodecsBytesCodec):
 
     def __init__(self, *, size: int = 0) -> None:
         object.__setattr__(self, "size", int(size))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, JSON]) -> Self:
-        _, config = parse_named_configuration(data, cls.codec_name, require_configuration=False)
-        return cls(**(config or {}))  # type: ignore[arg-type]
-
-    def to_dict(self) -> dict[str, JSON]:
-        return {"name": self.codec_name, "configuration": {"size": self.size}}
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer:
         import imagecodecs
@@ -156,34 +152,15 @@ class HDF5SzipCodec(_ImagecodecsBytesCodec):
 
     @classmethod
     def from_dict(cls, data: dict[str, JSON]) -> Self:
-        _, config = parse_named_configuration(data, cls.codec_name)
+        _, config = parse_named_configuration(data, cls.codec_name)  # all four are required
         return cls(**config)  # type: ignore[arg-type]
-
-    def to_dict(self) -> dict[str, JSON]:
-        return {
-            "name": self.codec_name,
-            "configuration": {
-                "options_mask": self.options_mask,
-                "pixels_per_block": self.pixels_per_block,
-                "bits_per_pixel": self.bits_per_pixel,
-                "pixels_per_scanline": self.pixels_per_scanline,
-            },
-        }
-
-    def _params(self) -> dict[str, int]:
-        return {
-            "options_mask": self.options_mask,
-            "pixels_per_block": self.pixels_per_block,
-            "bits_per_pixel": self.bits_per_pixel,
-            "pixels_per_scanline": self.pixels_per_scanline,
-        }
 
     def _decode_bytes(self, data: np.ndarray[Any, np.dtype[np.uint8]]) -> bytes:
         import imagecodecs
 
-        return bytes(imagecodecs.szip_decode(data, header=True, **self._params()))
+        return bytes(imagecodecs.szip_decode(data, header=True, **self._config()))
 
     def _encode_bytes(self, data: np.ndarray[Any, np.dtype[np.uint8]]) -> bytes:
         import imagecodecs
 
-        return bytes(imagecodecs.szip_encode(data, header=True, **self._params()))
+        return bytes(imagecodecs.szip_encode(data, header=True, **self._config()))
