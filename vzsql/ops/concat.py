@@ -209,10 +209,10 @@ def concat_existing(
     coord = coords[0] or None
     if coord is not None and any(c != coord for c in coords):
         coord = None
-    index = coordinate_values(parts, coord) if coord is not None else None
+    index = coordinate_values(parts, coord, labels) if coord is not None else None
     ordered_by: CoordValues | None = None
     if order_by_coords:
-        plan = choose_order(parts, dim, index, allow_gaps=allow_gaps)
+        plan = choose_order(parts, dim, index, labels, allow_gaps=allow_gaps)
         emit(plan)
         parts = [parts[i] for i in plan.order]
         index = index.reordered(plan.order) if index is not None else None

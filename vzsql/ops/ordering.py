@@ -19,6 +19,7 @@ the earliest piece's units first (``coordinate_values``).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,13 @@ def piece_label(tables: Tables) -> str:
     if not uris:
         return "(inline data)"
     return uris[0] if len(uris) == 1 else f"{uris[0]} (+{len(uris) - 1} more files)"
+
+
+def label_table(labels: Sequence[str]) -> pa.Table:
+    """``piece_labels(piece, label)``: each piece's position and its name in messages."""
+    return pa.table(
+        {"piece": pa.array(range(len(labels)), pa.int32()), "label": pa.array(labels, pa.string())}
+    )
 
 
 @dataclass
@@ -94,8 +102,11 @@ def time_bounds(tables: Tables, coord: str) -> list[str]:
     return out
 
 
-def coordinate_values(parts: list[Tables], coord: str) -> CoordValues:
-    """Each piece's values of ``coord`` (and bounds), time values in one set of units."""
+def coordinate_values(parts: list[Tables], coord: str, labels: Sequence[str]) -> CoordValues:
+    """Each piece's values of ``coord`` (and bounds), time values in one set of units.
+
+    ``labels``: each piece's ``piece_label``, for messages (computed once by the caller).
+    """
     from vzsql.ops.coords import reencode_times
 
     attrs = [attrs_of(r or {}) for r in array_rows(parts, coord)]
@@ -108,7 +119,7 @@ def coordinate_values(parts: list[Tables], coord: str) -> CoordValues:
     if len(calendars) > 1:
         raise InconsistentConcatError(
             f"time coordinate {coord!r} uses different calendars {sorted(calendars)} across "
-            f"files ({piece_label(parts[0])} ...)",
+            f"files ({labels[0]} ...)",
             array=coord,
         )
     calendar = attrs[0].get("calendar")
@@ -116,8 +127,8 @@ def coordinate_values(parts: list[Tables], coord: str) -> CoordValues:
     ref = str(units[0])
     dtype = np.result_type(*[v.dtype for v in values])
     converted = [
-        reencode_times(v, str(u), calendar, ref, dtype, label=piece_label(p))
-        for v, u, p in zip(values, units, parts, strict=True)
+        reencode_times(v, str(u), calendar, ref, dtype, label=label)
+        for v, u, label in zip(values, units, labels, strict=True)
     ]
     if len(set(units)) == 1:
         return CoordValues(coord, converted, ref)
@@ -125,30 +136,25 @@ def coordinate_values(parts: list[Tables], coord: str) -> CoordValues:
     starts = [float(np.min(c)) if c.size else np.inf for c in converted]
     target = str(units[int(np.argmin(starts))])
     converted = [
-        reencode_times(v, str(u), calendar, target, dtype, label=piece_label(p))
-        for v, u, p in zip(values, units, parts, strict=True)
+        reencode_times(v, str(u), calendar, target, dtype, label=label)
+        for v, u, label in zip(values, units, labels, strict=True)
     ]
     bounds = {
         name: [
-            reencode_times(v, str(u), calendar, target, dtype, label=piece_label(p))
-            for v, p, u in zip(read_arrays(parts, name), parts, units, strict=True)
+            reencode_times(v, str(u), calendar, target, dtype, label=label)
+            for v, label, u in zip(read_arrays(parts, name), labels, units, strict=True)
         ]
         for name in time_bounds(parts[0], coord)
     }
     return CoordValues(coord, converted, target, bounds)
 
 
-def order_plan(parts: list[Tables], values: list[Values]) -> list[dict[str, Any]]:
-    """One row per non-empty piece, in value order, from ``queries/concat_order.sql``."""
+def order_plan(labels: pa.Table, values: list[Values]) -> list[dict[str, Any]]:
+    """One row per non-empty piece, in value order, from ``queries/concat_order.sql``;
+    ``labels`` is the ``label_table`` of the pieces."""
     piece_ids = np.concatenate([np.full(v.size, i, dtype=np.int32) for i, v in enumerate(values)])
     positions = np.concatenate([np.arange(v.size, dtype=np.int64) for v in values])
     numeric = np.concatenate([numeric_positions(np.asarray(v)) for v in values])
-    labels = pa.table(
-        {
-            "piece": pa.array(range(len(parts)), pa.int32()),
-            "label": pa.array([piece_label(p) for p in parts], pa.string()),
-        }
-    )
     coord_values = pa.table({"piece": piece_ids, "i": positions, "value": numeric})
     return query("concat_order", {"coord_values": coord_values, "piece_labels": labels}).to_pylist()
 
@@ -217,26 +223,30 @@ def choose_order(
     parts: list[Tables],
     dim: str,
     index: CoordValues | None,
+    labels: Sequence[str],
     *,
     allow_gaps: bool,
 ) -> PieceOrder:
     """The order of ``parts`` along ``dim`` (see the module doc); raises when none is sound.
+
+    ``labels``: each piece's ``piece_label``, for messages.
 
     Refused: an index coordinate that repeats or overlaps across pieces when no auxiliary
     coordinate orders them, and gaps (unless ``allow_gaps``). Kept in the order given, with
     a warning: pieces without any coordinate along ``dim``.
     """
     refusal: tuple[str, str] | None = None
+    table = label_table(labels)
     if index is not None:
-        rows = order_plan(parts, index.values)
+        rows = order_plan(table, index.values)
         refusal = ordering_problem(rows, index.name)
         if refusal is None:
             return _ordered(rows, parts, index, allow_gaps)
     candidates = auxiliary_coordinates(parts[0], dim, index.name if index else None)
     tried: list[tuple[str, str]] = []
     for name in (a for a in candidates if _in_all(parts, a)):
-        aux = coordinate_values(parts, name)
-        rows = order_plan(parts, aux.values) if all(v.size for v in aux.values) else []
+        aux = coordinate_values(parts, name, labels)
+        rows = order_plan(table, aux.values) if all(v.size for v in aux.values) else []
         problem = ordering_problem(rows, name) if rows else ("", f"{name!r} is empty in a piece")
         if problem is not None:
             tried.append(problem)

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from vzsql.codecs.padded import CODEC_NAME
 from vzsql.errors import InconsistentConcatError
-from vzsql.ops.ordering import piece_label
+from vzsql.ops.ordering import label_table, piece_label
 from vzsql.ops.relations import query, stack_pieces
 from vzsql.tables import TABLE_NAMES, Tables
 
@@ -92,10 +92,7 @@ def labels_of(piece_sources: pa.Table, n_pieces: int) -> list[str]:
 
 def piece_labels(parts: Sequence[Tables], labels: list[str] | None = None) -> pa.Table:
     """``piece_labels(piece, label)``: each piece's position and its name in messages."""
-    labels = labels if labels is not None else [piece_label(p) for p in parts]
-    return pa.table(
-        {"piece": pa.array(range(len(parts)), pa.int32()), "label": pa.array(labels, pa.string())}
-    )
+    return label_table(labels if labels is not None else [piece_label(p) for p in parts])
 
 
 def check_pieces(parts: Sequence[Tables], dim: str | None) -> pa.Table:
