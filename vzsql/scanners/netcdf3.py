@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from vzsql.errors import CorruptSourceError, SourceError
 from vzsql.scanners.attr_json import attrs_texts, decode_text, json_number
+from vzsql.scanners.grid import regular_grid
 from vzsql.scanners.netcdf3_header import (
     DEFAULT_FILL,
     STREAMING,
@@ -55,25 +56,27 @@ def scan_netcdf3(uri: str, *, storage_options: dict[str, Any] | None = None) -> 
     numrecs, recsize = record_layout(header, uri, stat.size)
 
     array_rows: list[dict[str, Any]] = []
-    grids: list[dict[str, np.ndarray[Any, Any]]] = []
+    grids: list[pa.Table] = []
     chunks: list[dict[str, Any]] = []
     for var in header.variables:
         shape = [numrecs if var.is_record and d == 0 else n for d, n in enumerate(var.shape)]
         try:
-            array_rows.append(_array_row(var, shape))
+            row = _array_row(var, shape)
         except (ValueError, TypeError, OverflowError) as e:  # e.g. a char _FillValue of a number
             raise CorruptSourceError(
                 f"netCDF3 variable metadata is inconsistent: {e}", source=uri, array=var.name
             ) from e
+        array_rows.append(row)
         chunks.append(_chunks(var, shape, recsize, sid, uri, stat.size))  # checks extents
-        grids.append(_grid(var.name, shape, var.is_record))
+        # one chunk per fixed variable, one per record (chunk length 1 along the record dim)
+        grids.append(regular_grid(var.name, shape, row["chunk_shape"]))
 
     gattrs, gdtypes = encode_attributes(header.attrs)
     return Tables.from_mapping(
         {
             "sources": sources.table(),
             "arrays": pa.Table.from_pylist(array_rows),
-            "grid": _concat_grid(grids),
+            "grid": pa.concat_tables(grids) if grids else GRID_SCHEMA.empty_table(),
             "chunks": _concat_chunks(chunks),
             "groups": pa.Table.from_pylist(
                 [{"group": "", "attrs": gattrs, "attr_dtypes": gdtypes}]
@@ -131,55 +134,6 @@ def _names_column(names: list[str], counts: np.ndarray[Any, Any]) -> pa.Array:
     a per-row Python object)."""
     which = np.repeat(np.arange(len(names), dtype=np.int32), counts)
     return pa.array(names, pa.string()).take(pa.array(which))
-
-
-def _grid(name: str, shape: list[int], is_record: bool) -> dict[str, np.ndarray[Any, Any]]:
-    """Grid rows: one chunk per dimension, or one per record along the record dimension."""
-    dims, chunk, start, length = [], [], [], []
-    for d, n in enumerate(shape):
-        if is_record and d == 0:
-            idx = np.arange(n, dtype=np.int64)
-            dims.append(np.zeros(n, np.int16))
-            chunk.append(idx.astype(np.int32))
-            start.append(idx)
-            length.append(np.ones(n, np.int64))
-        else:
-            dims.append(np.array([d], np.int16))
-            chunk.append(np.zeros(1, np.int32))
-            start.append(np.zeros(1, np.int64))
-            length.append(np.array([n], np.int64))
-    if not dims:  # 0-d variable: no grid rows
-        return {"name": np.array(name), "dim": np.zeros(0, np.int16)}
-    return {
-        "name": np.array(name),
-        "dim": np.concatenate(dims),
-        "chunk": np.concatenate(chunk),
-        "start": np.concatenate(start),
-        "length": np.concatenate(length),
-    }
-
-
-def _concat_grid(parts: list[dict[str, np.ndarray[Any, Any]]]) -> pa.Table:
-    names: list[str] = []
-    counts: list[int] = []
-    cols: dict[str, list[np.ndarray[Any, Any]]] = {
-        k: [] for k in ("dim", "chunk", "start", "length")
-    }
-    for p in parts:
-        n = len(p["dim"])
-        if not n:
-            continue
-        names.append(str(p["name"]))
-        counts.append(n)
-        for k in cols:
-            cols[k].append(p[k])
-    if not names:
-        return GRID_SCHEMA.empty_table()
-    return pa.table(
-        {"array": _names_column(names, np.array(counts, np.int64))}
-        | {k: np.concatenate(v) for k, v in cols.items()},
-        schema=GRID_SCHEMA,
-    )
 
 
 def _chunks(
