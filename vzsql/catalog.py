@@ -33,14 +33,6 @@ def connect(tables: Tables, *, allow_external_access: bool = False) -> duckdb.Du
     return con
 
 
-def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
-    """Execute ``sql`` with bound ``params`` and return the result as an Arrow table."""
-    try:
-        return con.sql(sql, params=params or None).to_arrow_table()
-    except duckdb.Error as e:
-        raise QueryError(f"query failed: {e}") from e
-
-
 def run_named(
     con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
 ) -> pa.Table:

@@ -50,11 +50,6 @@ class ArrayChunks:
             return pos
         return None
 
-    def index_of(self, pos: int) -> tuple[int, ...]:
-        if not self.ndim:
-            return ()
-        return tuple(int(i) for i in np.unravel_index(int(self.linear[pos]), self.extents))
-
     def indices(self) -> np.ndarray:
         """All chunk indices as an ``(n, ndim)`` int64 array, in linear order."""
         if not self.ndim:
