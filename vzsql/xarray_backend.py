@@ -38,8 +38,6 @@ from vzsql.zarr_meta import grid_lengths
 if TYPE_CHECKING:
     from vzsql.manifest import Manifest
 
-zarr.config.set({"array.rectilinear_chunks": True})
-
 DECODE_PARAMETERS = (
     "mask_and_scale",
     "decode_times",
