@@ -266,10 +266,10 @@ class RemoteFile(io.RawIOBase):
 
 def open_remote(uri: str, storage_options: dict[str, Any] | None = None) -> RemoteFile:
     """A ``RemoteFile`` for ``uri`` (any fsspec protocol) under this thread's read policy."""
-    import fsspec
+    from vzsql.sources import fsspec_fs
 
     try:
-        fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+        fs, path = fsspec_fs(uri, storage_options)
         size = int(fs.size(path))
     except FileNotFoundError as e:
         raise SourceError("cannot open source: object not found", source=uri) from e

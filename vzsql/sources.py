@@ -59,7 +59,7 @@ def expand(
         scheme = urlparse(text).scheme
         if scheme in REMOTE_SCHEMES:
             if has_magic:
-                fs, _ = _fsspec_fs(text, storage_options)
+                fs, _ = fsspec_fs(text, storage_options)
                 protocol = scheme
                 matches = sorted(fs.glob(text))
                 out.extend(f"{protocol}://{m}" for m in matches)
@@ -80,7 +80,8 @@ def expand(
     return out
 
 
-def _fsspec_fs(uri: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
+def fsspec_fs(uri: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
+    """The fsspec filesystem of ``uri`` and the path within it (fsspec is imported here)."""
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
@@ -112,7 +113,7 @@ def stat_source(uri: str, storage_options: dict[str, Any] | None = None) -> Sour
         except OSError as e:
             raise SourceError(f"cannot stat source: {e.strerror or e}", source=uri) from e
         return SourceStat(uri, st.st_size, st.st_mtime_ns, local_etag(st))
-    fs, p = _fsspec_fs(uri, storage_options)
+    fs, p = fsspec_fs(uri, storage_options)
     try:
         info = fs.info(p)
     except (OSError, FileNotFoundError) as e:
