@@ -80,9 +80,7 @@ class ScanJournal:
         path = self.part_path(uri)
         try:
             return unpack_tables(path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except Exception:  # a damaged part is rescanned, never trusted
+        except Exception:  # missing, or damaged: rescanned, never trusted
             return None
 
     def _vouched(self) -> dict[str, Fingerprint] | None:
