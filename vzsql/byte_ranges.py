@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from vzsql.allowlist import check_read
 from vzsql.errors import ChunkReadError
 from vzsql.sources import local_path
 
@@ -244,8 +245,6 @@ class CoalescingRangeReader:
         chunk: tuple[int, ...] | None = None,
     ) -> bytes | memoryview:
         """Bytes ``[start, end)`` of ``uri``; ``array``/``chunk`` name the caller in errors."""
-        from vzsql.allowlist import check_read
-
         check_read(self.allow, uri)  # security: only allowed locations (vzsql.allowlist)
         if end <= start:
             return b""
