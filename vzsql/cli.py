@@ -40,6 +40,15 @@ def reports_errors[F: Callable[..., Any]](func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def echo_written(output: Path, m: Any) -> None:
+    """The line a command prints after saving manifest ``m`` to ``output``."""
+    info = m.info()
+    typer.echo(
+        f"wrote {output}: {info['sources']} sources, {info['arrays']} arrays, "
+        f"{info['chunks']} chunks, {info['referenced_bytes']} referenced bytes"
+    )
+
+
 @app.command()
 @reports_errors
 def scan(
@@ -79,6 +88,8 @@ def scan(
 
     import vzsql
 
+    if on_error not in ("raise", "record"):
+        raise typer.BadParameter("--on-error must be 'raise' or 'record'")
     pool: Executor = (
         ProcessPoolExecutor(max_workers=workers) if processes else ThreadPoolExecutor(workers)
     )
@@ -90,8 +101,6 @@ def scan(
             bar.n = done
             bar.refresh()
 
-    if on_error not in ("raise", "record"):
-        raise typer.BadParameter("--on-error must be 'raise' or 'record'")
     with pool:
         m = vzsql.scan(
             paths,
@@ -106,11 +115,7 @@ def scan(
     if bar is not None:
         bar.close()
     m.save(output, overwrite=overwrite or resume)
-    info = m.info()
-    typer.echo(
-        f"wrote {output}: {info['sources']} sources, {info['arrays']} arrays, "
-        f"{info['chunks']} chunks, {info['referenced_bytes']} referenced bytes"
-    )
+    echo_written(output, m)
     failures = m.failures.to_pylist() if m.failures is not None else []
     if failures:
         typer.echo(f"vzsql: {len(failures)} file(s) failed:", err=True)

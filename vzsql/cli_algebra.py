@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vzsql.cli import app, reports_errors
+from vzsql.cli import app, echo_written, reports_errors
 
 
 @app.command()
@@ -37,11 +37,7 @@ def combine(
     else:
         m = vzsql.combine(paths, concat_dim, allow_gaps=allow_gaps)
     m.save(output, overwrite=overwrite)
-    info = m.info()
-    typer.echo(
-        f"wrote {output}: {info['sources']} sources, {info['arrays']} arrays, "
-        f"{info['chunks']} chunks, {info['referenced_bytes']} referenced bytes"
-    )
+    echo_written(output, m)
 
 
 @app.command()
