@@ -62,9 +62,9 @@ def import_(
     import vzsql
 
     if _is_icechunk_repo(source):
-        m = vzsql.from_icechunk(source, branch=branch)  # type: ignore[attr-defined]
+        m = vzsql.from_icechunk(source, branch=branch)
     else:
-        m = vzsql.from_kerchunk(source)  # type: ignore[attr-defined]
+        m = vzsql.from_kerchunk(source)
     m.save(output, overwrite=overwrite)
     typer.echo(f"wrote {output}: {m}")
 
