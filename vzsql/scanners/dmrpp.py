@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFilterError
 from vzsql.scanners.attr_json import attrs_texts, json_number
-from vzsql.scanners.grid import regular_grid
+from vzsql.scanners.grid import index_column, regular_grid
 from vzsql.scanners.hdf5_filters import pipeline_codecs
 from vzsql.scanners.netcdf3 import fill_json
 from vzsql.sources import SourceList, SourceStat, normalize_uri, open_source, stat_source
@@ -282,13 +282,10 @@ class _Scan:
             for i, h in enumerate(hrefs):
                 if h:
                     source_ids[i] = self._source(resolve_href(self.uri, h))
-        list_offsets = np.arange(n + 1, dtype=np.int32) * ndim
         return pa.table(
             {
                 "array": pa.array([array] * n, pa.string()),
-                "index": pa.ListArray.from_arrays(
-                    pa.array(list_offsets), pa.array(idx.ravel().astype(np.int32))
-                ),
+                "index": index_column(idx),
                 "source_id": pa.array(source_ids),
                 "offset": offsets,
                 "length": lengths,

@@ -44,6 +44,7 @@ from vzsql.scanners.grib_messages import (
     find_messages,
     split_field,
 )
+from vzsql.scanners.grid import index_column
 from vzsql.sources import SourceList, local_path, open_source, stat_source
 from vzsql.tables import CHUNKS_SCHEMA, GRID_SCHEMA, Tables
 
@@ -247,10 +248,7 @@ def _lay_out_tables(
                 pa.table(
                     {
                         "array": pa.array([path] * len(fields), pa.string()),
-                        "index": pa.ListArray.from_arrays(
-                            pa.array(np.arange(0, idx.size + 1, idx.shape[1], dtype=np.int32)),
-                            pa.array(idx.reshape(-1), pa.int32()),
-                        ),
+                        "index": index_column(idx),
                         "source_id": pa.array(np.full(len(fields), sid, np.int32)),
                         "offset": pa.array(offsets[msgs]),
                         "length": pa.array(lengths[msgs]),

@@ -1,10 +1,12 @@
-"""Grid rows of a regular chunk grid, shared by the scanners whose arrays are regularly chunked.
+"""Grid rows of a regular chunk grid and chunk index columns, shared by the scanners.
 
-Every chunk slot has the chunk length except the last one of a dimension, which the extent
-cuts. The rows are built with numpy per dimension, never one Python object per chunk.
+In a regular grid every chunk slot has the chunk length except the last one of a dimension,
+which the extent cuts. Rows and columns are built with numpy, never one Python object per chunk.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -37,3 +39,11 @@ def regular_grid(
         },
         schema=GRID_SCHEMA,
     )
+
+
+def index_column(index: np.ndarray[Any, Any]) -> pa.ListArray:
+    """The ``chunks.index`` column (``list<int32>``) of an ``(n, ndim)`` array of chunk indices."""
+    n, ndim = index.shape
+    flat = pa.array(index.reshape(-1).astype(np.int32), type=pa.int32())
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * ndim, type=pa.int32())
+    return pa.ListArray.from_arrays(offsets, flat, type=pa.list_(pa.int32()))

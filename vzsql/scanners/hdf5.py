@@ -25,7 +25,7 @@ from vzsql.codecs.encode import codecs_json, encode_chunk
 from vzsql.errors import CorruptSourceError, UnsupportedFormatError, VzsqlError
 from vzsql.scanners import has_hdf5_signature
 from vzsql.scanners import hdf5_layout as layout
-from vzsql.scanners.grid import regular_grid
+from vzsql.scanners.grid import index_column, regular_grid
 from vzsql.scanners.hdf5_attrs import attrs_json
 from vzsql.scanners.hdf5_filters import pipeline_codecs, pipeline_filters
 from vzsql.scanners.hdf5_netcdf import (
@@ -261,13 +261,6 @@ def _to_native(values: np.ndarray[Any, Any], atype: ArrayType) -> np.ndarray[Any
     return np.asarray(values).astype(atype.native, copy=False)
 
 
-def _index_column(index: np.ndarray[Any, Any]) -> pa.Array:
-    n, ndim = index.shape
-    flat = pa.array(index.reshape(-1).astype(np.int32), type=pa.int32())
-    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * ndim, type=pa.int32())
-    return pa.ListArray.from_arrays(offsets, flat, type=pa.list_(pa.int32()))
-
-
 def _chunks_table(refs: list[tuple[str, layout.StoredChunks]]) -> pa.Table:
     pieces = []
     for path, s in refs:
@@ -277,7 +270,7 @@ def _chunks_table(refs: list[tuple[str, layout.StoredChunks]]) -> pa.Table:
                 pa.table(
                     {
                         "array": pa.array(np.full(n, path, dtype=object), pa.string()),
-                        "index": _index_column(s.index),
+                        "index": index_column(s.index),
                         "source_id": pa.array(s.source_id, pa.int32()),
                         "offset": pa.array(s.offset, pa.int64()),
                         "length": pa.array(s.length, pa.int64()),
@@ -294,7 +287,7 @@ def _chunks_table(refs: list[tuple[str, layout.StoredChunks]]) -> pa.Table:
                 pa.table(
                     {
                         "array": pa.array([path] * m, pa.string()),
-                        "index": _index_column(index),
+                        "index": index_column(index),
                         "source_id": pa.nulls(m, pa.int32()),
                         "offset": pa.nulls(m, pa.int64()),
                         "length": pa.array([len(b) for b in s.inline_data], pa.int64()),
