@@ -147,13 +147,7 @@ def _read_json(
         raise ReferenceFormatError(f"cannot read reference file: {e}", source=source) from e
     try:
         doc = raw.decode("utf-8")
-        head = con.execute(
-            "SELECT json_valid($d) AS ok, json_type($d) AS t, json_type($d, '$.refs') AS r, "
-            "json_extract($d, '$.version')::VARCHAR AS v, json_extract($d, '$.templates')::VARCHAR"
-            " AS tpl, json_extract($d, '$.gen')::VARCHAR AS gen, "
-            "json_extract($d, '$.vzsql')::VARCHAR AS extras",
-            {"d": doc},
-        ).fetchall()[0]
+        head = con.execute(load_query("import/kerchunk_json_head"), {"d": doc}).fetchall()[0]
     except (UnicodeDecodeError, duckdb.Error) as e:
         raise ReferenceFormatError(f"reference file is not valid JSON: {e}", source=source) from e
     ok, top, refs_type, version, tpl, gen, extras = head
