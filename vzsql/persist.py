@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from vzsql import __version__
 from vzsql.atomic import staged_dir
 from vzsql.errors import ManifestFormatError
-from vzsql.persist_chunks import ZSTD_LEVEL, read_chunks, write_chunks
+from vzsql.persist_chunks import read_chunks, write_chunks, write_parquet
 from vzsql.tables import TABLE_NAMES, Tables, conform
 
 HEADER = "manifest.json"
@@ -43,15 +43,7 @@ def is_manifest_dir(path: str | os.PathLike[str]) -> bool:
 
 def write_table(table: pa.Table, path: Path) -> None:
     """One table as Parquet: dictionary strings, DELTA_BINARY_PACKED integers, zstd."""
-    ints = [f.name for f in table.schema if pa.types.is_integer(f.type)]
-    pq.write_table(
-        table,
-        path,
-        compression="zstd",
-        compression_level=ZSTD_LEVEL,
-        use_dictionary=[n for n in table.column_names if n not in ints],
-        column_encoding=dict.fromkeys(ints, "DELTA_BINARY_PACKED"),
-    )
+    write_parquet(table, path, [f.name for f in table.schema if pa.types.is_integer(f.type)])
 
 
 def save_tables(

@@ -143,9 +143,10 @@ def encode_chunks(part: pa.Table, row: np.ndarray | None) -> pa.Table:
     return pa.table(cols)
 
 
-def write_chunk_file(table: pa.Table, path: Path) -> None:
-    """One Parquet file of encoded chunk rows, with the encodings that suit each column."""
-    ints = [c for c in table.column_names if c == "row" or c.startswith("index_")]
+def write_parquet(
+    table: pa.Table, path: Path, ints: list[str], row_group_size: int | None = None
+) -> None:
+    """``table`` as zstd Parquet: ``ints`` DELTA_BINARY_PACKED, every other column dictionary."""
     pq.write_table(
         table,
         path,
@@ -153,8 +154,14 @@ def write_chunk_file(table: pa.Table, path: Path) -> None:
         compression_level=ZSTD_LEVEL,
         use_dictionary=[c for c in table.column_names if c not in ints],
         column_encoding=dict.fromkeys(ints, "DELTA_BINARY_PACKED"),
-        row_group_size=ROW_GROUP,
+        row_group_size=row_group_size,
     )
+
+
+def write_chunk_file(table: pa.Table, path: Path) -> None:
+    """One Parquet file of encoded chunk rows, with the encodings that suit each column."""
+    ints = [c for c in table.column_names if c == "row" or c.startswith("index_")]
+    write_parquet(table, path, ints, ROW_GROUP)
 
 
 def write_chunks(chunks: pa.Table, folder: Path, rows_per_file: int) -> list[str]:
