@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFilterError
 from vzsql.scanners.attr_json import attrs_texts, json_number
-from vzsql.scanners.grid import index_column, regular_grid
+from vzsql.scanners.grid import index_column, regular_grid, repeated_names
 from vzsql.scanners.hdf5_filters import pipeline_codecs
 from vzsql.scanners.netcdf3 import fill_json
 from vzsql.sources import SourceList, SourceStat, normalize_uri, open_source, stat_source
@@ -284,7 +284,7 @@ class _Scan:
                     source_ids[i] = self._source(resolve_href(self.uri, h))
         return pa.table(
             {
-                "array": pa.array([array] * n, pa.string()),
+                "array": repeated_names([array], [n]),
                 "index": index_column(idx),
                 "source_id": pa.array(source_ids),
                 "offset": offsets,

@@ -44,7 +44,7 @@ from vzsql.scanners.grib_messages import (
     find_messages,
     split_field,
 )
-from vzsql.scanners.grid import index_column
+from vzsql.scanners.grid import index_column, repeated_names
 from vzsql.sources import SourceList, local_path, open_source, stat_source
 from vzsql.tables import CHUNKS_SCHEMA, GRID_SCHEMA, Tables
 
@@ -247,7 +247,7 @@ def _lay_out_tables(
             referenced.append(
                 pa.table(
                     {
-                        "array": pa.array([path] * len(fields), pa.string()),
+                        "array": repeated_names([path], [len(fields)]),
                         "index": index_column(idx),
                         "source_id": pa.array(np.full(len(fields), sid, np.int32)),
                         "offset": pa.array(offsets[msgs]),

@@ -31,7 +31,7 @@ def regular_grid(
     total = sum(len(x) for x in dims)
     return pa.table(
         {
-            "array": pa.array([name] * total, pa.string()),
+            "array": repeated_names([name], [total]),
             "dim": np.concatenate(dims),
             "chunk": np.concatenate(chunk),
             "start": np.concatenate(start),
@@ -39,6 +39,13 @@ def regular_grid(
         },
         schema=GRID_SCHEMA,
     )
+
+
+def repeated_names(names: list[str], counts: Any) -> pa.Array:
+    """``names[i]`` repeated ``counts[i]`` times, as an Arrow string column (a take, not
+    a per-row Python object)."""
+    which = np.repeat(np.arange(len(names), dtype=np.int32), counts)
+    return pa.array(names, pa.string()).take(pa.array(which))
 
 
 def index_column(index: np.ndarray[Any, Any]) -> pa.ListArray:

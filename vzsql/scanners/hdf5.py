@@ -25,7 +25,7 @@ from vzsql.codecs.encode import codecs_json, encode_chunk
 from vzsql.errors import CorruptSourceError, UnsupportedFormatError, VzsqlError
 from vzsql.scanners import has_hdf5_signature
 from vzsql.scanners import hdf5_layout as layout
-from vzsql.scanners.grid import index_column, regular_grid
+from vzsql.scanners.grid import index_column, regular_grid, repeated_names
 from vzsql.scanners.hdf5_attrs import attrs_json
 from vzsql.scanners.hdf5_filters import pipeline_codecs, pipeline_filters
 from vzsql.scanners.hdf5_netcdf import (
@@ -269,7 +269,7 @@ def _chunks_table(refs: list[tuple[str, layout.StoredChunks]]) -> pa.Table:
             pieces.append(
                 pa.table(
                     {
-                        "array": pa.array(np.full(n, path, dtype=object), pa.string()),
+                        "array": repeated_names([path], [n]),
                         "index": index_column(s.index),
                         "source_id": pa.array(s.source_id, pa.int32()),
                         "offset": pa.array(s.offset, pa.int64()),
@@ -286,7 +286,7 @@ def _chunks_table(refs: list[tuple[str, layout.StoredChunks]]) -> pa.Table:
             pieces.append(
                 pa.table(
                     {
-                        "array": pa.array([path] * m, pa.string()),
+                        "array": repeated_names([path], [m]),
                         "index": index_column(index),
                         "source_id": pa.nulls(m, pa.int32()),
                         "offset": pa.nulls(m, pa.int64()),

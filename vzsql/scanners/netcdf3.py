@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from vzsql.errors import CorruptSourceError, SourceError
 from vzsql.scanners.attr_json import attrs_texts, decode_text, json_number
-from vzsql.scanners.grid import regular_grid
+from vzsql.scanners.grid import regular_grid, repeated_names
 from vzsql.scanners.netcdf3_header import (
     DEFAULT_FILL,
     STREAMING,
@@ -129,13 +129,6 @@ def fill_json(value: Any, dtype: np.dtype[Any]) -> Any:
     return zarr_data_type(native).to_json_scalar(scalar, zarr_format=3)
 
 
-def _names_column(names: list[str], counts: np.ndarray[Any, Any]) -> pa.Array:
-    """``names[i]`` repeated ``counts[i]`` times, as an Arrow string column (a take, not
-    a per-row Python object)."""
-    which = np.repeat(np.arange(len(names), dtype=np.int32), counts)
-    return pa.array(names, pa.string()).take(pa.array(which))
-
-
 def _chunks(
     var: Variable, shape: list[int], recsize: int, sid: int, uri: str, file_size: int
 ) -> dict[str, Any]:
@@ -174,7 +167,7 @@ def _concat_chunks(parts: list[dict[str, Any]]) -> pa.Table:
     total = int(counts.sum())
     return pa.table(
         {
-            "array": _names_column([p["name"] for p in parts], counts),
+            "array": repeated_names([p["name"] for p in parts], counts),
             "index": pa.ListArray.from_arrays(pa.array(list_offsets), pa.array(flat_index)),
             "source_id": pa.array(np.zeros(total, np.int32)),
             "offset": pa.array(offsets),

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFormatError
-from vzsql.scanners.grid import regular_grid
+from vzsql.scanners.grid import regular_grid, repeated_names
 from vzsql.sources import local_etag, local_path, normalize_uri
 from vzsql.tables import (
     ARRAYS_SCHEMA,
@@ -302,18 +302,19 @@ def _chunks_and_sources(
         {
             "source_id": pa.array(np.arange(total, dtype=np.int32)),
             "uri": pc.binary_join_element_wise(pa.scalar(uri), keys, "/"),
-            "format": pa.array([FORMAT] * total, pa.string()),
+            "format": repeated_names([FORMAT], [total]),
             "size": sizes,
             "mtime": objects["mtime"],
             "etag": objects["etag"],
-            "scanned_at": pa.array([dt.datetime.now(dt.UTC)] * total, pa.timestamp("us", "UTC")),
+            "scanned_at": pa.repeat(
+                pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", "UTC")), total
+            ),
         },
         schema=SOURCES_SCHEMA,
     )
-    names = np.repeat(np.array([p["array"] for p in parts], dtype=object), counts)
     chunks = pa.table(
         {
-            "array": pa.array(names, pa.string()),
+            "array": repeated_names([p["array"] for p in parts], counts),
             "index": pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat)),
             "source_id": pa.array(np.arange(total, dtype=np.int32)),
             "offset": pa.array(np.zeros(total, np.int64)),
