@@ -23,7 +23,7 @@ from vzsql.ops.concat import (
     scalar_coordinate,
     scalar_values,
 )
-from vzsql.ops.coords import read_arrays
+from vzsql.ops.coords import is_dimension_coordinate, read_arrays
 from vzsql.ops.merge import merge
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def data_variables(m: Manifest) -> frozenset[str]:
     return frozenset(
         name
         for name, dims in zip(t["array"].to_pylist(), t["dims"].to_pylist(), strict=True)
-        if not (dims is not None and len(dims) == 1 and name.split("/")[-1] == dims[0])
+        if not is_dimension_coordinate(name, dims)
     )
 
 

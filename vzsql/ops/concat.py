@@ -35,6 +35,7 @@ from vzsql.ops.coords import (
     array_row,
     attrs_of,
     inline_array,
+    is_dimension_coordinate,
     is_time_units,
     numeric_positions,
     read_array,
@@ -374,7 +375,7 @@ def stack(parts: list[Tables], dim: str, *, coords: Sequence[Any] | None = None)
         for name, dims in zip(
             parts[0].arrays["array"].to_pylist(), parts[0].arrays["dims"].to_pylist(), strict=True
         )
-        if dims is not None and len(dims) == 1 and name.split("/")[-1] == dims[0]
+        if is_dimension_coordinate(name, dims)
     }
     pieces = describe_pieces(parts, SMALL_TABLES)
     problems = piece_disagreement(pieces, None)

@@ -38,6 +38,25 @@ def attrs_of(row: dict[str, Any]) -> dict[str, Any]:
     return json.loads(row["attrs"]) if row.get("attrs") else {}
 
 
+def is_dimension_coordinate(name: str, dims: Sequence[str] | None) -> bool:
+    """Whether array ``name`` with ``dims`` is a 1-D dimension coordinate (named like its dim)."""
+    return dims is not None and len(dims) == 1 and name.split("/")[-1] == dims[0]
+
+
+def inline_arrays(tables: Tables) -> set[str]:
+    """Arrays whose chunks are all held inline (``data``): readable without file access."""
+    chunks = tables.chunks.select(["array", "data"])
+    virtual = set(pc.unique(chunks.filter(pc.is_null(chunks["data"]))["array"]).to_pylist())
+    return set(pc.unique(chunks["array"]).to_pylist()) - virtual
+
+
+def source_uris(tables: Tables) -> dict[int, str]:
+    """``source_id`` -> URI of every source of ``tables``."""
+    return dict(
+        zip(tables.sources["source_id"].to_pylist(), tables.sources["uri"].to_pylist(), strict=True)
+    )
+
+
 def read_array(tables: Tables, name: str) -> np.ndarray[Any, Any]:
     """The decoded (raw, not CF-decoded) values of array ``name``, read through zarr.
 
@@ -52,10 +71,7 @@ def read_array(tables: Tables, name: str) -> np.ndarray[Any, Any]:
     chunks = tables.chunks.filter(pc.equal(tables.chunks["array"], name))
     doc = array_json(row, grid_lengths(tables).get(name))
     store: dict[str, Any] = {"zarr.json": cpu.Buffer.from_bytes(json.dumps(doc).encode())}
-    uris = dict(
-        zip(tables.sources["source_id"].to_pylist(), tables.sources["uri"].to_pylist(), strict=True)
-    )
-    blobs = _chunk_bytes(chunks, uris, name)
+    blobs = _chunk_bytes(chunks, source_uris(tables), name)
     for index, blob in zip(chunks["index"].to_pylist(), blobs, strict=True):
         store[chunk_key(index)] = cpu.Buffer.from_bytes(blob)
     try:
@@ -103,11 +119,7 @@ def read_arrays(parts: Sequence[Tables], name: str) -> list[np.ndarray[Any, Any]
             continue
         blob = inline[firsts[i]]
         if blob is None:
-            chunk = mine.slice(firsts[i], 1)
-            uris = dict(
-                zip(p.sources["source_id"].to_pylist(), p.sources["uri"].to_pylist(), strict=True)
-            )
-            blob = _chunk_bytes(chunk, uris, name)[0]
+            blob = _chunk_bytes(mine.slice(firsts[i], 1), source_uris(p), name)[0]
         key = (row["dtype"], row["codecs"], tuple(cs), row["fill_value"])
         batches.setdefault(key, []).append((i, blob, shape))
     for (dtype, codecs, cs, fill), members in batches.items():

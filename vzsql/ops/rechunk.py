@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from vzsql.codecs.padded import CODEC_NAME, padded_codecs
 from vzsql.errors import RechunkError
+from vzsql.ops.coords import source_uris
 from vzsql.ops.relations import query
 from vzsql.tables import Tables, conform
 from vzsql.zarr_meta import numpy_dtype
@@ -187,9 +188,7 @@ def _raise_problems(chunks: pa.Table, tables: Tables, dim: str, n: int) -> None:
     if not bad.num_rows:
         return
     row = bad.slice(0, 1).to_pylist()[0]
-    uris = dict(
-        zip(tables.sources["source_id"].to_pylist(), tables.sources["uri"].to_pylist(), strict=True)
-    )
+    uris = source_uris(tables)
     more = f" ({bad.num_rows} new chunks affected)" if bad.num_rows > 1 else ""
     raise RechunkError(
         f"cannot rechunk to {n} along {dim!r}: {row['problem']}{more}",

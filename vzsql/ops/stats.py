@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from vzsql.ops.coords import (
     array_row,
     attrs_of,
     decode_times,
+    inline_arrays,
+    is_dimension_coordinate,
     is_time_units,
     numeric_positions,
     read_array,
@@ -56,11 +57,7 @@ def coordinate_values(
     ``decode=False`` keeps raw numbers (CF times of any calendar stay comparable within
     one array); ``inline_only`` skips coordinates with chunks in source files (no reads).
     """
-    inline: set[str] = set()
-    if inline_only:
-        chunks = tables.chunks.select(["array", "data"])
-        virtual = set(pc.unique(chunks.filter(pc.is_null(chunks["data"]))["array"]).to_pylist())
-        inline = set(pc.unique(chunks["array"]).to_pylist()) - virtual
+    inline = inline_arrays(tables) if inline_only else set()
     dims: list[str] = []
     idx: list[int] = []
     values: list[float] = []
@@ -68,7 +65,7 @@ def coordinate_values(
     for name, ds in zip(
         tables.arrays["array"].to_pylist(), tables.arrays["dims"].to_pylist(), strict=True
     ):
-        if not ds or len(ds) != 1 or name.split("/")[-1] != ds[0]:
+        if not is_dimension_coordinate(name, ds):
             continue
         if inline_only and name not in inline:
             continue

@@ -27,6 +27,7 @@ from vzsql.ops.coords import (
     attrs_of,
     decode_times,
     inline_array,
+    inline_arrays,
     is_time_units,
     read_array,
 )
@@ -146,12 +147,8 @@ def isel_tables(tables: Tables, dim: str, sl: slice) -> Tables:
 
 def _small_along(tables: Tables, dim: str) -> list[str]:
     """The coordinate of ``dim`` and the arrays along ``dim`` whose chunks are all inline."""
-    import pyarrow.compute as pc
-
     coord = dimension_coordinate(tables, dim)
-    chunks = tables.chunks.select(["array", "data"])
-    virtual = set(pc.unique(chunks.filter(pc.is_null(chunks["data"]))["array"]).to_pylist())
-    inline = set(pc.unique(chunks["array"]).to_pylist()) - virtual
+    inline = inline_arrays(tables)
     along = [
         name
         for name, dims in zip(
