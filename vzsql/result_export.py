@@ -43,8 +43,10 @@ def write_result(table: pa.Table, fmt: str, output: Path | None) -> None:
 
 def _binary_to_hex(table: pa.Table) -> pa.Table:
     """CSV and JSON cannot hold bytes: inline chunk data is written as hex text."""
+    import polars as pl
+
     for i, field in enumerate(table.schema):
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-            values = [None if v is None else v.hex() for v in table.column(i).to_pylist()]
-            table = table.set_column(i, field.name, pa.array(values, pa.string()))
+            hexed = pl.Series(table.column(i)).bin.encode("hex")  # vectorised, lower case
+            table = table.set_column(i, field.name, hexed.to_arrow().cast(pa.string()))
     return table
