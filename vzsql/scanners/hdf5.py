@@ -237,17 +237,14 @@ def _join(parent: str, name: str) -> str:
 
 
 def _fill_value(dset: Any, atype: ArrayType) -> Any:
-    """The dataset's HDF5 fill value as a native scalar (None for vlen strings without one)."""
+    """The dataset's HDF5 fill value as a native scalar (None for variable-length strings)."""
     if atype.vlen_string:
         return None
     value = dset.fillvalue
     if atype.native.kind == "b":
         return bool(value)
-    return (
-        np.asarray(value).astype(atype.native).reshape(()).item()
-        if atype.native.kind != "S"
-        else (np.asarray(value).astype(atype.native).reshape(())[()])
-    )
+    scalar = np.asarray(value).astype(atype.native).reshape(())[()]
+    return scalar if atype.native.kind == "S" else scalar.item()  # bytes stay numpy bytes
 
 
 def _to_native(values: np.ndarray[Any, Any], atype: ArrayType) -> np.ndarray[Any, Any]:
