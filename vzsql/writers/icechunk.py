@@ -44,6 +44,7 @@ from vzsql.writers.icechunk_batches import (
 )
 from vzsql.writers.icechunk_refs import (
     SourceRefs,
+    array_ndims,
     index_matrix,
     write_documents,
     write_native_chunks,
@@ -76,10 +77,7 @@ def write_chunks(
 ) -> tuple[int, int]:
     """Write references and inline chunks (every array's, or those of ``slices``, see
     ``chunk_slices``); return the (virtual, native) counts."""
-    ndims = {
-        r["array"]: len(r["shape"] or [])
-        for r in tables.arrays.select(["array", "shape"]).to_pylist()
-    }
+    ndims = array_ndims(tables.arrays)
     n_virtual = n_native = 0
     for name, rows in chunk_slices(tables.chunks) if slices is None else slices:
         if skip and name in skip:

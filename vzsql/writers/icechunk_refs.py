@@ -61,6 +61,13 @@ def index_matrix(index: pa.ChunkedArray | pa.Array, ndim: int) -> np.ndarray:
     return values.reshape(n, ndim)
 
 
+def array_ndims(arrays: pa.Table) -> dict[str, int]:
+    """Dimensions of every array of an ``arrays`` table (the width ``index_matrix`` needs)."""
+    return {
+        r["array"]: len(r["shape"] or []) for r in arrays.select(["array", "shape"]).to_pylist()
+    }
+
+
 def chunk_keys(array: str, index: np.ndarray) -> list[str]:
     """Zarr v3 default chunk keys (``array/c/i/j``) for an index matrix, built by Arrow."""
     n, ndim = index.shape

@@ -35,7 +35,7 @@ from vzsql.sources import local_path, stat_source
 from vzsql.tables import Tables
 from vzsql.writers.icechunk import documents
 from vzsql.writers.icechunk_batches import chunk_slices, slice_rows
-from vzsql.writers.icechunk_refs import chunk_keys, first_line, index_matrix, set_all
+from vzsql.writers.icechunk_refs import array_ndims, chunk_keys, first_line, index_matrix, set_all
 from vzsql.writers.ref_bounds import check_refs_inside_sources
 from vzsql.zarr_meta import hierarchy
 
@@ -160,10 +160,7 @@ def copy_into(
     from tqdm.auto import tqdm
     from zarr.core.sync import sync
 
-    ndims = {
-        r["array"]: len(r["shape"] or [])
-        for r in tables.arrays.select(["array", "shape"]).to_pylist()
-    }
+    ndims = array_ndims(tables.arrays)
     written: list[str] = []
     with tqdm(
         total=tables.chunks.num_rows, unit="chunk", desc="zarr copy", disable=not progress
