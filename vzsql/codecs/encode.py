@@ -71,6 +71,15 @@ def decode_chunk(data: bytes, row: dict[str, Any], chunk_shape: list[int]) -> np
     return np.asarray(nd.as_numpy_array())
 
 
+def bytes_codec(dtype: np.dtype[Any]) -> dict[str, Any]:
+    """The ``bytes`` codec for values stored as ``dtype``: with the stored byte order when an
+    element has several bytes (single bytes and strings have none)."""
+    codec: dict[str, Any] = {"name": "bytes"}
+    if dtype.itemsize > 1 and dtype.byteorder in "<>=" and dtype.kind not in "SUOV":
+        codec["configuration"] = {"endian": "big" if dtype.byteorder == ">" else "little"}
+    return codec
+
+
 def codecs_json(codecs: list[dict[str, Any]]) -> str:
     """The ``arrays.codecs`` text of a codec list (compact, stable key order)."""
     return json.dumps(codecs, separators=(",", ":"))

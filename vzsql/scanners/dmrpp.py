@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vzsql.codecs.encode import bytes_codec
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFilterError
 from vzsql.scanners.attr_json import attrs_texts, json_number
 from vzsql.scanners.grid import index_column, regular_grid, repeated_names
@@ -178,10 +179,7 @@ class _Scan:
         compact = el.find(f"{DMRPP}compact")
         order = (chunks_el.get("byteOrder") if chunks_el is not None else None) or "LE"
         dtype = np.dtype(DAP_TYPES[dap_type]).newbyteorder(">" if order == "BE" else "<")
-        bytes_codec: dict[str, Any] = {"name": "bytes"}
-        if dtype.itemsize > 1:
-            bytes_codec["configuration"] = {"endian": "big" if order == "BE" else "little"}
-        codecs = [bytes_codec]
+        codecs = [bytes_codec(dtype)]
         chunk_shape = list(shape)
         fill: Any = 0
         if chunks_el is not None:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from vzsql.codecs.encode import bytes_codec
 from vzsql.errors import CorruptSourceError, SourceError
 from vzsql.scanners.attr_json import attrs_texts, decode_text, json_number
 from vzsql.scanners.grid import regular_grid, repeated_names
@@ -106,9 +107,6 @@ def _array_row(var: Variable, shape: list[int]) -> dict[str, Any]:
     attrs, attr_dtypes = encode_attributes(var.attrs)
     fill = next((a.values for a in var.attrs if a.name == "_FillValue"), None)
     fill_value = fill[0] if fill is not None and len(fill) else DEFAULT_FILL[var.nc_type]
-    bytes_codec: dict[str, Any] = {"name": "bytes"}
-    if dtype.itemsize > 1:
-        bytes_codec["configuration"] = {"endian": "big"}
     return {
         "array": var.name,
         "dims": var.dims,
@@ -116,7 +114,7 @@ def _array_row(var: Variable, shape: list[int]) -> dict[str, Any]:
         "chunk_shape": [1, *shape[1:]] if var.is_record else shape,
         "dtype": dtype_to_text(dtype.newbyteorder("=")),
         "fill_value": json.dumps(fill_json(fill_value, dtype)),
-        "codecs": json.dumps([bytes_codec]),
+        "codecs": json.dumps([bytes_codec(dtype)]),  # big-endian
         "attrs": attrs,
         "attr_dtypes": attr_dtypes,
     }

@@ -30,8 +30,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vzsql.codecs.encode import bytes_codec
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFormatError
 from vzsql.scanners.grid import regular_grid, repeated_names
+from vzsql.scanners.hdf5_filters import BLOSC_SHUFFLE
 from vzsql.sources import local_etag, local_path, normalize_uri
 from vzsql.tables import (
     ARRAYS_SCHEMA,
@@ -44,7 +46,6 @@ from vzsql.tables import (
 
 FORMAT = "zarr"
 METADATA_FILES = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
-_BLOSC_SHUFFLE = {0: "noshuffle", 1: "shuffle", 2: "bitshuffle"}
 
 
 def scan_zarr(uri: str, *, storage_options: dict[str, Any] | None = None) -> Tables:
@@ -181,7 +182,7 @@ def v2_codecs(meta: Any, uri: str, name: str) -> list[dict[str, Any]]:
         codecs.append(
             {"name": "transpose", "configuration": {"order": list(range(len(meta.shape)))[::-1]}}
         )
-    serializer: dict[str, Any] | None = None
+    serializer: dict[str, Any] | None = None  # vlen-utf8 / vlen-bytes replace ``bytes``
     for f in meta.filters or ():
         config = f.get_config()
         codec_id = config.pop("id")
@@ -193,12 +194,7 @@ def v2_codecs(meta: Any, uri: str, name: str) -> list[dict[str, Any]]:
             )
         else:
             codecs.append({"name": f"numcodecs.{codec_id}", "configuration": config})
-    if serializer is None:
-        serializer = {"name": "bytes"}
-        if native.itemsize > 1 and native.byteorder in "<>=" and native.kind not in "SUOV":
-            endian = "big" if native.byteorder == ">" else "little"
-            serializer["configuration"] = {"endian": endian}
-    codecs.append(serializer)
+    codecs.append(serializer or bytes_codec(native))
     if meta.compressor is not None:
         codecs.append(compressor_codec(meta.compressor.get_config(), native.itemsize))
     return codecs
@@ -217,7 +213,7 @@ def compressor_codec(config: dict[str, Any], itemsize: int) -> dict[str, Any]:
             "configuration": {
                 "cname": config["cname"],
                 "clevel": config["clevel"],
-                "shuffle": _BLOSC_SHUFFLE[shuffle],
+                "shuffle": BLOSC_SHUFFLE[shuffle],
                 "typesize": itemsize,
                 "blocksize": config.get("blocksize", 0),
             },
