@@ -40,12 +40,14 @@ class ArrayChunks:
 
     def find(self, index: tuple[int, ...]) -> int | None:
         """Position of chunk ``index``, or None when the manifest has no row for it."""
-        if len(index) != self.ndim or any(
-            i < 0 or i >= n for i, n in zip(index, self.extents, strict=True)
-        ):
+        if len(index) != self.ndim:
             return None
-        lin = int(np.ravel_multi_index(index, self.extents)) if self.ndim else 0
-        pos = int(np.searchsorted(self.linear, lin))
+        lin = 0  # C-order linear index in plain ints: numpy's ravel costs more for one tuple
+        for i, n in zip(index, self.extents, strict=True):
+            if i < 0 or i >= n:
+                return None
+            lin = lin * n + i
+        pos = int(self.linear.searchsorted(lin))
         if pos < len(self.linear) and int(self.linear[pos]) == lin:
             return pos
         return None
