@@ -105,8 +105,9 @@ class ChunkIndex:
         return self._ndim.get(array)
 
     def get(self, array: str) -> ArrayChunks | None:
-        if array not in self._ndim:
-            return None
+        built = self._built.get(array)  # built ones are never replaced: no lock needed
+        if built is not None or array not in self._ndim:
+            return built
         with self._lock:
             built = self._built.get(array)
             if built is None:
