@@ -116,7 +116,7 @@ def stat_source(uri: str, storage_options: dict[str, Any] | None = None) -> Sour
     fs, p = fsspec_fs(uri, storage_options)
     try:
         info = fs.info(p)
-    except (OSError, FileNotFoundError) as e:
+    except OSError as e:  # FileNotFoundError included
         raise SourceError(f"cannot stat source: {e}", source=uri) from e
     mtime = info.get("LastModified") or info.get("mtime")
     mtime_ns: int | None = None
