@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from vzsql.errors import SourceError
 from vzsql.icechunk_logs import quiet_icechunk_logs
 from vzsql.manifest import Manifest
+from vzsql.scanners.grid import index_column
 from vzsql.tables import SOURCES_SCHEMA, Tables
 from vzsql.writers.icechunk_refs import first_line
 
@@ -182,7 +183,7 @@ def read_refs(store: Any, array: str) -> dict[str, Any]:
         return {
             "index": np.zeros((0, 0), np.int64),
             "kind": np.zeros(0, np.uint8),
-            "path": [],
+            "path": pa.array([], pa.string()),
             "offset": np.zeros(0, np.int64),
             "length": np.zeros(0, np.int64),
             "data": [],
@@ -204,7 +205,7 @@ def read_refs(store: Any, array: str) -> dict[str, Any]:
     return {
         "index": index,
         "kind": kind,
-        "path": paths,
+        "path": pa.array(paths, pa.string()),
         "offset": np.concatenate(offsets),
         "length": np.concatenate(lengths),
         "data": data,
@@ -305,12 +306,11 @@ def tables_from(store: Any, docs: dict[str, dict[str, Any]], extra: dict[str, An
         refs = read_refs(store, path)
         refs["array"] = path
         chunk_parts.append(refs)
-    uris = sorted(
+    uris = sorted(  # a loop over arrays: each array's distinct virtual paths from Arrow
         {
-            p
+            u
             for part in chunk_parts
-            for p, k in zip(part["path"], part["kind"].tolist(), strict=True)
-            if k == VIRTUAL
+            for u in pc.unique(part["path"].filter(pa.array(part["kind"] == VIRTUAL))).to_pylist()
         }
     )
     sid_of = {u: i for i, u in enumerate(uris)}
@@ -360,26 +360,19 @@ def _concat_columns(parts: list[dict[str, np.ndarray]]) -> pa.Table | None:
 def _chunks_table(parts: list[dict[str, Any]], sid_of: dict[str, int]) -> pa.Table | None:
     tables = []
     for p in parts:
-        n, ndim = p["index"].shape
+        n = len(p["index"])
         if n == 0:
             continue
         virtual = p["kind"] == VIRTUAL
         # map each row's path to its source id through a dictionary encoding (no per-row dict)
-        enc = pa.array(p["path"], pa.string()).dictionary_encode()
+        enc = p["path"].dictionary_encode()
         dict_ids = np.asarray(
             [sid_of.get(u, -1) for u in enc.dictionary.to_pylist()], dtype=np.int32
         )
         sid = dict_ids[enc.indices.to_numpy(zero_copy_only=False)]
         data = pa.array(p["data"], pa.binary())
         length = pc.coalesce(pc.binary_length(data).cast(pa.int64()), pa.array(p["length"]))
-        index = pa.ListArray.from_arrays(
-            pa.array(
-                np.arange(0, n * ndim + 1, ndim, dtype=np.int32)
-                if ndim
-                else np.zeros(n + 1, np.int32)
-            ),
-            pa.array(p["index"].ravel().astype(np.int32)),
-        )
+        index = index_column(p["index"])
         tables.append(
             pa.table(
                 {

@@ -27,6 +27,7 @@ from vzsql.catalog import connect
 from vzsql.errors import ReferenceFormatError, SourceError, VzsqlError
 from vzsql.manifest import Manifest
 from vzsql.queries import load_query
+from vzsql.scanners.grid import index_column
 from vzsql.sources import local_path, normalize_uri, stat_source
 from vzsql.tables import ARRAYS_SCHEMA, GRID_SCHEMA, GROUPS_SCHEMA, SOURCES_SCHEMA, Tables
 from vzsql.writers.kerchunk_extras import EXTRAS_KEY, parse_extras
@@ -328,9 +329,7 @@ def _records_to_refs(
         idx = np.stack(np.unravel_index(linear, counts), axis=1).astype(np.int32)
     else:
         idx = np.zeros((linear.size, 0), np.int32)
-    index = pa.ListArray.from_arrays(
-        pa.array(np.arange(linear.size + 1, dtype=np.int32) * ndim), pa.array(idx.ravel())
-    )
+    index = index_column(idx)
     off = pc.filter(offset, keep).cast(pa.int64())
     ln = pc.filter(size, keep).cast(pa.int64())
     url = pc.filter(path, keep).cast(pa.string())
