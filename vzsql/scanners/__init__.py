@@ -48,7 +48,7 @@ def has_hdf5_signature(head: bytes) -> bool:
 
 def sniff_format(head: bytes, uri: str) -> str:
     """The format of a file from its first bytes (and name, for sidecars and stores)."""
-    if uri.rstrip("/").endswith((".zarr", ".zarr/")):
+    if uri.rstrip("/").endswith(".zarr"):
         return "zarr"
     if uri.endswith(".dmrpp"):
         return "dmrpp"
