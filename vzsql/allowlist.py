@@ -43,6 +43,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -56,8 +57,13 @@ ENV_VAR = "VZSQL_ALLOW"
 HINT = f"allow it with open_manifest(..., allow=[prefix]) or the {ENV_VAR} environment variable"
 
 
+@lru_cache(maxsize=4096)
 def check_url(uri: str) -> None:
-    """Refuse URLs with odd schemes, ``..`` segments, NUL bytes, or relative/remote file URLs."""
+    """Refuse URLs with odd schemes, ``..`` segments, NUL bytes, or relative/remote file URLs.
+
+    Run before every chunk read: URLs that passed are remembered (a refusal raises, so it
+    is never cached and is checked again).
+    """
     if "\x00" in uri or "\\" in uri:
         raise SourceNotAllowedError("source URL contains a NUL byte or backslash", source=uri)
     parsed = urlparse(uri)
