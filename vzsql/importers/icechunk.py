@@ -168,17 +168,20 @@ def read_refs(store: Any, array: str) -> dict[str, Any]:
         return out
 
     batches = sync(collect())
-    coords, kinds, paths, offsets, lengths, data = [], [], [], [], [], []
+    coords, kinds, paths, offsets, lengths = [], [], [], [], []
+    held_rows: list[int] = []  # rows whose bytes the repository holds (inline or native)
+    held: list[bytes] = []
+    base = 0  # rows before this batch
     for c, k, p, o, n, inl in batches:
         coords.append(np.asarray(c, dtype=np.int64))
         kinds.append(np.asarray(k))
         paths.extend(p)
         offsets.append(np.asarray(o, dtype=np.int64))
         lengths.append(np.asarray(n, dtype=np.int64))
-        block: list[bytes | None] = [None] * len(k)
         for i, b in inl.items():  # inline rows only: a handful of small chunks
-            block[i] = bytes(b)
-        data.extend(block)
+            held_rows.append(base + i)
+            held.append(bytes(b))
+        base += len(k)
     if not batches:
         return {
             "index": np.zeros((0, 0), np.int64),
@@ -186,7 +189,7 @@ def read_refs(store: Any, array: str) -> dict[str, Any]:
             "path": pa.array([], pa.string()),
             "offset": np.zeros(0, np.int64),
             "length": np.zeros(0, np.int64),
-            "data": [],
+            "data": pa.array([], pa.binary()),
         }
     index = np.concatenate(coords)
     kind = np.concatenate(kinds)
@@ -200,15 +203,17 @@ def read_refs(store: Any, array: str) -> dict[str, Any]:
 
             return await asyncio.gather(*(store.get(k, proto) for k in keys))
 
-        for i, buf in zip(native.tolist(), sync(fetch()), strict=True):
-            data[i] = buf.to_bytes()
+        held_rows += native.tolist()
+        held += [buf.to_bytes() for buf in sync(fetch())]
+    take = np.full(len(kind), -1, dtype=np.int64)
+    take[held_rows] = np.arange(len(held_rows))
     return {
         "index": index,
         "kind": kind,
         "path": pa.array(paths, pa.string()),
         "offset": np.concatenate(offsets),
         "length": np.concatenate(lengths),
-        "data": data,
+        "data": pa.array(held, pa.binary()).take(pa.array(take, mask=take < 0)),
     }
 
 
@@ -370,7 +375,7 @@ def _chunks_table(parts: list[dict[str, Any]], sid_of: dict[str, int]) -> pa.Tab
             [sid_of.get(u, -1) for u in enc.dictionary.to_pylist()], dtype=np.int32
         )
         sid = dict_ids[enc.indices.to_numpy(zero_copy_only=False)]
-        data = pa.array(p["data"], pa.binary())
+        data = p["data"]
         length = pc.coalesce(pc.binary_length(data).cast(pa.int64()), pa.array(p["length"]))
         index = index_column(p["index"])
         tables.append(
