@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from vzsql.errors import UnsupportedLayoutError
-from vzsql.sources import SourceList, local_path, stat_source
+from vzsql.sources import SourceList, local_path, normalize_uri, stat_source
 
 
 @dataclass
@@ -148,8 +148,6 @@ def external_uri(uri: str, name: str) -> str:
     path = local_path(uri)
     if path is not None:
         full = name if os.path.isabs(name) else os.path.join(os.path.dirname(path), name)
-        from vzsql.sources import normalize_uri
-
         return normalize_uri(full)
     base, _, _ = uri.rpartition("/")
     return name if "://" in name else posixpath.join(base, name)
