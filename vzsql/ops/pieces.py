@@ -56,19 +56,10 @@ def describe_pieces(
         else [piece_label(p) for p in parts]
     )
     arrays = pieces["piece_arrays"]
-    piece_col = arrays["piece"].to_pylist()
-    keys: dict[str | None, str] = {}  # pieces share a few distinct pipelines: parse each once
-    arrays = arrays.append_column(
-        "codecs_key",
-        pa.array(
-            [
-                keys.setdefault(c, codecs_key(c)) if c not in keys else keys[c]
-                for c in arrays["codecs"].to_pylist()
-            ],
-            pa.string(),
-        ),
-    )
-    arrays = arrays.append_column("label", pa.array([labels[p] for p in piece_col], pa.string()))
+    codecs = arrays["codecs"].to_pylist()
+    keys = {c: codecs_key(c) for c in set(codecs)}  # a few distinct pipelines: parse each once
+    arrays = arrays.append_column("codecs_key", pa.array([keys[c] for c in codecs], pa.string()))
+    arrays = arrays.append_column("label", pa.array(labels, pa.string()).take(arrays["piece"]))
     pieces["piece_arrays"] = arrays
     pieces["piece_labels"] = piece_labels(parts, labels)
     return pieces
