@@ -381,7 +381,7 @@ def _chunks_table(parts: list[dict[str, Any]], sid_of: dict[str, int]) -> pa.Tab
         tables.append(
             pa.table(
                 {
-                    "array": pa.array(np.full(n, p["array"], dtype=object), pa.string()),
+                    "array": pa.repeat(pa.scalar(p["array"], pa.string()), n),
                     "index": index,
                     "source_id": pa.array(
                         np.where(virtual, sid, 0).astype(np.int32), mask=~virtual

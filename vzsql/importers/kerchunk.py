@@ -336,7 +336,7 @@ def _records_to_refs(
     data = pc.filter(raw, keep)
     whole = pc.and_(pc.is_valid(url), pc.and_(pc.equal(off, 0), pc.equal(ln, 0)))
     return pa.Table.from_arrays(
-        [pa.array([array] * linear.size, pa.string()), index, url, off, ln, whole, data],
+        [pa.repeat(pa.scalar(array, pa.string()), linear.size), index, url, off, ln, whole, data],
         schema=_refs_schema(),
     )
 
