@@ -38,6 +38,7 @@ from vzsql.ops.coords import (
     is_dimension_coordinate,
     is_time_units,
     numeric_positions,
+    one_chunk_rows,
     read_array,
     read_arrays,
     reencode_times,
@@ -472,34 +473,10 @@ def _add_coordinate(tables: Tables, dim: str, values: np.ndarray[Any, Any]) -> T
         "attrs": "{}",
         "attr_dtypes": "{}",
     }
-    data = encode_chunk(values, row)
+    grid, chunk = one_chunk_rows(dim, [len(values)], encode_chunk(values, row))
     arrays = pa.concat_tables([tables.arrays, conform("arrays", pa.Table.from_pylist([row]))])
-    grid = pa.concat_tables(
-        [
-            tables.grid,
-            conform(
-                "grid",
-                pa.table(
-                    {
-                        "array": [dim],
-                        "dim": pa.array([0], pa.int16()),
-                        "chunk": pa.array([0], pa.int32()),
-                        "start": [0],
-                        "length": [len(values)],
-                    }
-                ),
-            ),
-        ]
+    return tables.with_tables(
+        arrays=arrays,
+        grid=pa.concat_tables([tables.grid, grid]),
+        chunks=pa.concat_tables([tables.chunks, chunk]),
     )
-    chunks = pa.concat_tables(
-        [
-            tables.chunks,
-            conform(
-                "chunks",
-                pa.Table.from_pylist(
-                    [{"array": dim, "index": [0], "length": len(data), "data": data}]
-                ),
-            ),
-        ]
-    )
-    return tables.with_tables(arrays=arrays, grid=grid, chunks=chunks)

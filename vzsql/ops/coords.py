@@ -355,27 +355,32 @@ def inline_array(
     if attrs is not None:
         row["attrs"] = json.dumps(attrs)
     data = encode_chunk(values.reshape(row["chunk_shape"]) if values.size else values, row)
-    ndim = len(shape)
     rows = [row if r["array"] == name else r for r in tables.arrays.to_pylist()]
     arrays = conform("arrays", pa.Table.from_pylist(rows, schema=tables.arrays.schema))
+    grid, chunk = one_chunk_rows(name, shape, data)
     grid = pa.concat_tables(
-        [
-            tables.grid.filter(pc.invert(pc.equal(tables.grid["array"], name))),
-            conform(
-                "grid",
-                pa.table(
-                    {
-                        "array": [name] * ndim,
-                        "dim": pa.array(range(ndim), pa.int16()),
-                        "chunk": pa.array([0] * ndim, pa.int32()),
-                        "start": pa.array([0] * ndim, pa.int64()),
-                        "length": pa.array(shape, pa.int64()),
-                    }
-                ),
-            ),
-        ]
+        [tables.grid.filter(pc.invert(pc.equal(tables.grid["array"], name))), grid]
     )
-    chunk_row = {
+    chunks = pa.concat_tables(
+        [tables.chunks.filter(pc.invert(pc.equal(tables.chunks["array"], name))), chunk]
+    )
+    return tables.with_tables(arrays=arrays, grid=grid, chunks=chunks)
+
+
+def one_chunk_rows(name: str, shape: Sequence[int], data: bytes) -> tuple[pa.Table, pa.Table]:
+    """The ``grid`` rows and the ``chunks`` row of array ``name`` stored as one inline chunk
+    ``data`` covering its whole ``shape``."""
+    ndim = len(shape)
+    grid = pa.table(
+        {
+            "array": [name] * ndim,
+            "dim": pa.array(range(ndim), pa.int16()),
+            "chunk": pa.array([0] * ndim, pa.int32()),
+            "start": pa.array([0] * ndim, pa.int64()),
+            "length": pa.array(shape, pa.int64()),
+        }
+    )
+    chunk = {
         "array": name,
         "index": [0] * ndim,
         "source_id": None,
@@ -383,10 +388,4 @@ def inline_array(
         "length": len(data),
         "data": data,
     }
-    chunks = pa.concat_tables(
-        [
-            tables.chunks.filter(pc.invert(pc.equal(tables.chunks["array"], name))),
-            conform("chunks", pa.Table.from_pylist([chunk_row])),
-        ]
-    )
-    return tables.with_tables(arrays=arrays, grid=grid, chunks=chunks)
+    return conform("grid", grid), conform("chunks", pa.Table.from_pylist([chunk]))
