@@ -83,9 +83,10 @@ def coordinate_values(
         dims.extend([name] * vals.size)
         idx.extend(range(vals.size))
         values.extend(numeric.tolist())
-        labels.extend(str(v) for v in vals.tolist()) if vals.dtype.kind != "M" else labels.extend(
-            np.datetime_as_string(vals).tolist()
-        )
+        if vals.dtype.kind == "M":
+            labels.extend(np.datetime_as_string(vals).tolist())
+        else:
+            labels.extend(str(v) for v in vals.tolist())
     return pa.table(
         {
             "dim": pa.array(dims, pa.string()),
