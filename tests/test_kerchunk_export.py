@@ -290,6 +290,8 @@ def test_reference_filesystem_lists_parquet_refs(manifest: Manifest, tmp_path: P
     fs = fsspec.filesystem("reference", fo=str(out))
     raw = fs.cat_file("cnt/0.0")
     with open(manifest.table("sources")["uri"][0].as_py().removeprefix("file://"), "rb") as f:
-        row = manifest.sql("SELECT \"offset\", length FROM chunks WHERE array = 'cnt'").fetchall()
+        row = manifest.sql(
+            "SELECT \"offset\", length FROM chunks WHERE array = 'cnt' AND index = [0, 0]"
+        ).fetchall()
         f.seek(row[0][0])
         assert raw == f.read(row[0][1])
