@@ -72,7 +72,7 @@ def staged_dir(dest: Path, overwrite: bool, marker: str, what: str) -> Iterator[
         raise ExportError(f"cannot write: {e.strerror or e}", source=str(dest)) from e
     try:
         yield tmp
-        _move_into_place(tmp, dest)
+        move_into_place(tmp, dest)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError):
@@ -80,7 +80,9 @@ def staged_dir(dest: Path, overwrite: bool, marker: str, what: str) -> Iterator[
         raise
 
 
-def _move_into_place(tmp: Path, dest: Path) -> None:
+def move_into_place(tmp: Path, dest: Path) -> None:
+    """Rename ``tmp`` onto ``dest``; a previous ``dest`` (folder or file) is removed only once
+    the new one is in place, and put back if that rename fails."""
     if not dest.exists():
         tmp.rename(dest)
         return
@@ -91,7 +93,10 @@ def _move_into_place(tmp: Path, dest: Path) -> None:
     except OSError:
         old.rename(dest)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    if old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink()
 
 
 def write_text_atomically(dest: Path, text: str) -> None:

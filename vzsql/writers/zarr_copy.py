@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.allowlist import check_read
+from vzsql.atomic import move_into_place
 from vzsql.byte_ranges import s3_config
 from vzsql.errors import ChunkReadError, ExportError, StaleSourceError, VzsqlError
 from vzsql.sources import local_path, stat_source
@@ -263,17 +264,7 @@ def to_zarr(
 def _replace(tmp: Path, target: Path) -> None:
     """Move the finished copy into place; an old store is only removed once it is replaced."""
     try:
-        if not target.exists():
-            os.rename(tmp, target)
-            return
-        old = target.with_name(f".{target.name}.old.vzsql-tmp")
-        os.rename(target, old)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            os.rename(old, target)
-            raise
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+        move_into_place(tmp, target)
     except OSError as e:
         raise ExportError(
             f"cannot move the copy into place: {e.strerror or e}", source=str(target)
