@@ -22,12 +22,33 @@ _SAFE_CONFIG = {
 }
 
 
-def connect(tables: Tables, *, allow_external_access: bool = False) -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB connection with ``tables`` registered under their names."""
+def connect(
+    tables: Tables,
+    *,
+    allow_external_access: bool = False,
+    resident: bool = False,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection with ``tables`` registered under their names.
+
+    ``resident``: the ``chunks`` table is not registered; a compressed in-memory database
+    is attached to hold it (``vzsql.resident``). ``memory_limit`` and ``temp_directory``
+    are DuckDB's settings (where tables and intermediates spill beyond the limit).
+    """
     config: dict[str, Any] = {} if allow_external_access else dict(_SAFE_CONFIG)
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    if temp_directory is not None:
+        config["temp_directory"] = temp_directory
     con = duckdb.connect(config=config)
     for name in TABLE_NAMES:
-        con.register(name, getattr(tables, name))
+        if not (resident and name == "chunks"):
+            con.register(name, getattr(tables, name))
+    if resident:
+        from vzsql.resident import attach
+
+        attach(con)
     if not allow_external_access:
         con.execute("SET lock_configuration = true")
     return con

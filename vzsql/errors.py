@@ -129,3 +129,8 @@ class ConcatWarning(UserWarning):
 
 class RechunkError(VzsqlError):
     """Chunks cannot be split or merged by byte arithmetic (compressed, not contiguous...)."""
+
+
+class StorageError(VzsqlError):
+    """DuckDB could not hold a manifest's chunk rows (``storage="duckdb"``), e.g. a memory
+    limit too small for DuckDB to work within."""

@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,8 +27,8 @@ import pyarrow.parquet as pq
 from vzsql import __version__
 from vzsql.atomic import staged_dir
 from vzsql.errors import ManifestFormatError
-from vzsql.persist_chunks import read_chunks, write_chunks, write_parquet
-from vzsql.tables import TABLE_NAMES, Tables, conform
+from vzsql.persist_chunks import iter_chunk_files, read_chunks, write_chunks, write_parquet
+from vzsql.tables import TABLE_NAMES, Tables, conform, empty
 
 HEADER = "manifest.json"
 FORMAT_NAME = "vzsql-manifest"
@@ -74,9 +76,8 @@ def save_tables(
     return dest
 
 
-def load_tables(path: str | os.PathLike[str]) -> Tables:
-    """Read a manifest folder written by ``save_tables``, validating version and schemas."""
-    src = Path(path)
+def _read_header(src: Path) -> dict[str, Any]:
+    """The validated ``manifest.json`` of the folder ``src``."""
     header_path = src / HEADER
     if not header_path.is_file():
         raise ManifestFormatError(f"not a vzsql manifest (no {HEADER})", source=str(src))
@@ -84,10 +85,9 @@ def load_tables(path: str | os.PathLike[str]) -> Tables:
         header = json.loads(header_path.read_text())
     except (OSError, ValueError) as e:
         raise ManifestFormatError(f"unreadable {HEADER}: {e}", source=str(src)) from e
-    if header.get("format") != FORMAT_NAME:
-        raise ManifestFormatError(
-            f"not a vzsql manifest: {header.get('format')!r}", source=str(src)
-        )
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        found = header.get("format") if isinstance(header, dict) else header
+        raise ManifestFormatError(f"not a vzsql manifest: {found!r}", source=str(src))
     version = header.get("format_version")
     if version not in READ_VERSIONS:
         raise ManifestFormatError(
@@ -95,22 +95,58 @@ def load_tables(path: str | os.PathLike[str]) -> Tables:
             f"versions {', '.join(map(str, READ_VERSIONS))})",
             source=str(src),
         )
+    if version == 2:
+        files = header.get("chunk_files")
+        if not isinstance(files, list) or not all(
+            isinstance(f, str) and CHUNK_FILE.fullmatch(f) for f in files
+        ):
+            raise ManifestFormatError(f"{HEADER} lacks the list of chunk files", source=str(src))
+    return header
+
+
+def _read_table(src: Path, name: str) -> pa.Table:
+    """One table stored whole (every table of version 1, all but ``chunks`` of version 2)."""
+    file = src / f"{name}.parquet"
+    try:
+        table = pq.read_table(file) if file.is_file() else pq.read_table(src / name)
+    except (OSError, ValueError) as e:
+        raise ManifestFormatError(f"table {name!r} unreadable: {e}", source=str(src)) from e
+    return conform(name, table)
+
+
+def load_tables(path: str | os.PathLike[str]) -> Tables:
+    """Read a manifest folder written by ``save_tables``, validating version and schemas."""
+    src = Path(path)
+    header = _read_header(src)
     tables = {}
     for name in TABLE_NAMES:
-        if version == 2 and name == "chunks":
-            files = header.get("chunk_files")
-            if not isinstance(files, list) or not all(
-                isinstance(f, str) and CHUNK_FILE.fullmatch(f) for f in files
-            ):
-                raise ManifestFormatError(
-                    f"{HEADER} lacks the list of chunk files", source=str(src)
-                )
-            tables[name] = conform(name, read_chunks(src / "chunks", files))
-            continue
-        file = src / f"{name}.parquet"
-        try:
-            table = pq.read_table(file) if file.is_file() else pq.read_table(src / name)
-        except (OSError, ValueError) as e:
-            raise ManifestFormatError(f"table {name!r} unreadable: {e}", source=str(src)) from e
-        tables[name] = conform(name, table)
+        if header["format_version"] == 2 and name == "chunks":
+            tables[name] = conform(name, read_chunks(src / "chunks", header["chunk_files"]))
+        else:
+            tables[name] = _read_table(src, name)
     return Tables(**tables)
+
+
+def load_in_parts(
+    path: str | os.PathLike[str],
+) -> tuple[Tables, Iterator[tuple[pa.Table, pa.Array | None]]]:
+    """The tables of a saved manifest without the chunk rows (an empty ``chunks``), and the
+    chunk rows one stored file at a time with their original positions (``None``: in order).
+
+    For loading into DuckDB's storage without ever holding every chunk row as Arrow.
+    """
+    src = Path(path)
+    header = _read_header(src)
+    names = [n for n in TABLE_NAMES if n != "chunks"]
+    small = Tables(**{n: _read_table(src, n) for n in names}, chunks=empty("chunks"))
+    if header["format_version"] == 1:
+        return small, iter([(_read_table(src, "chunks"), None)])
+
+    def parts() -> Iterator[tuple[pa.Table, pa.Array | None]]:
+        files = header["chunk_files"]
+        if not files:
+            yield empty("chunks"), None
+        for table, row in iter_chunk_files(src / "chunks", files):
+            yield conform("chunks", table), None if row is None else pa.array(row)
+
+    return small, parts()

@@ -21,6 +21,7 @@ manifest is split into several files. Everything here is vectorised (numpy/Arrow
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -245,9 +246,10 @@ def decode_chunks(stored: pa.Table) -> tuple[pa.Table, np.ndarray | None]:
     return out, row
 
 
-def read_chunks(folder: Path, files: list[str]) -> pa.Table:
-    """Read and decode the chunk files, restoring the rows' original order."""
-    parts, rows = [], []
+def iter_chunk_files(
+    folder: Path, files: list[str]
+) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
+    """Decoded chunk files one at a time: the rows and their original positions (or None)."""
     for name in files:
         try:
             stored = pq.read_table(folder / name)
@@ -255,7 +257,13 @@ def read_chunks(folder: Path, files: list[str]) -> pa.Table:
             raise ManifestFormatError(
                 f"chunks file {name!r} unreadable: {e}", source=str(folder)
             ) from e
-        table, row = decode_chunks(stored)
+        yield decode_chunks(stored)
+
+
+def read_chunks(folder: Path, files: list[str]) -> pa.Table:
+    """Read and decode the chunk files, restoring the rows' original order."""
+    parts, rows = [], []
+    for table, row in iter_chunk_files(folder, files):
         parts.append(table)
         rows.append(row)
     if not parts:

@@ -1,0 +1,195 @@
+"""Manifests whose chunk rows live in DuckDB's compressed storage (``storage="duckdb"``).
+
+The same manifest held either way must answer the same: tables, user SQL (the README's
+analytics queries), checks, values read through xarray, saved folders and kerchunk output.
+It must hold fewer bytes per reference than Arrow, spill under a memory limit, and refuse
+statements that would change it.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import xarray as xr
+
+import vzsql
+from tests.test_readme_sql import NEMO, README_QUERIES
+from vzsql.errors import QueryError
+
+
+@pytest.fixture(scope="module")
+def nemo() -> vzsql.Manifest:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", vzsql.errors.ConcatWarning)
+        return vzsql.combine([str(p) for p in NEMO], concat_dim="time_counter")
+
+
+@pytest.fixture(scope="module")
+def resident(nemo: vzsql.Manifest) -> vzsql.Manifest:
+    return nemo.with_storage("duckdb")
+
+
+def shuffled(m: vzsql.Manifest, seed: int = 0) -> vzsql.Manifest:
+    """The same manifest with its chunk rows in a random order (saving must reorder them)."""
+    chunks = m.tables.chunks
+    order = np.random.default_rng(seed).permutation(chunks.num_rows)
+    return vzsql.Manifest(m.tables.with_tables(chunks=chunks.take(pa.array(order))))
+
+
+def test_tables_are_the_same(nemo, resident):
+    assert resident.storage == "duckdb" and nemo.storage == "arrow"
+    for name, table in nemo.tables.as_dict().items():
+        assert resident.table(name).equals(table), name
+
+
+@pytest.mark.parametrize("name", sorted(README_QUERIES))
+def test_readme_queries_answer_the_same(nemo, resident, name):
+    known = {"dim": "time_counter", "variable": "tos"}
+    params = {k: v for k, v in known.items() if f"${k}" in README_QUERIES[name]} or None
+    a = nemo.sql(README_QUERIES[name], params).to_arrow_table()
+    b = resident.sql(README_QUERIES[name], params).to_arrow_table()
+    assert a.equals(b), name
+    if "gaps" not in name and "duplicate" not in name:  # those find no problem here
+        assert a.num_rows > 0
+
+
+def test_values_read_through_xarray(resident):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = xr.open_mfdataset(
+            [str(p) for p in NEMO],
+            combine="nested",
+            concat_dim="time_counter",
+            data_vars="minimal",
+            coords="minimal",
+            compat="override",
+        ).load()
+    got = resident.to_xarray().load()
+    for name in expected.data_vars:
+        np.testing.assert_array_equal(got[name].values, expected[name].values, err_msg=name)
+
+
+def test_checks_and_info_agree(nemo, resident):
+    assert resident.info() == nemo.info()
+    assert resident.check(stat=False).equals(nemo.check(stat=False))
+    assert resident.stats().keys() == nemo.stats().keys()
+
+
+def test_save_then_open_in_duckdb_restores_rows_and_order(nemo, tmp_path):
+    m = shuffled(nemo)
+    m.save(tmp_path / "m.vzm")
+    loaded = vzsql.open_manifest(tmp_path / "m.vzm", storage="duckdb")
+    assert loaded.storage == "duckdb"
+    assert loaded.tables.chunks.equals(m.tables.chunks)  # original (shuffled) row order
+    loaded.save(tmp_path / "again.vzm")
+    again = vzsql.open_manifest(tmp_path / "again.vzm")
+    for name, table in m.tables.as_dict().items():
+        assert again.table(name).equals(table), name
+
+
+def test_kerchunk_output_is_the_same(nemo, resident, tmp_path):
+    nemo.to_kerchunk(tmp_path / "a.json")
+    resident.to_kerchunk(tmp_path / "b.json")
+    a = json.loads((tmp_path / "a.json").read_text())
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert a == b
+
+
+def test_operations_on_resident_manifests(nemo, resident):
+    a = nemo.isel(time_counter=slice(1, 3))
+    b = resident.isel(time_counter=slice(1, 3))
+    assert b.tables.chunks.equals(a.tables.chunks)
+    pieces = [vzsql.scan(str(p)).with_storage("duckdb") for p in NEMO]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", vzsql.errors.ConcatWarning)
+        joined = vzsql.concat(pieces, "time_counter")
+    assert joined.tables.chunks.num_rows == nemo.tables.chunks.num_rows
+    assert (
+        joined.check(stat=False)
+        .filter(pa.compute.equal(joined.check(stat=False)["severity"], "error"))
+        .num_rows
+        == 0
+    )
+
+
+def synthetic(n: int) -> vzsql.Manifest:
+    from benchmarks.synthetic import synthetic_tables
+
+    return vzsql.Manifest(synthetic_tables(n))
+
+
+def test_fewer_bytes_per_reference_than_arrow():
+    m = synthetic(400_000)
+    refs = m.tables.chunks.num_rows
+    arrow = m.memory_bytes() / refs
+    duck = m.with_storage("duckdb").memory_bytes() / refs
+    assert arrow > 40
+    assert duck <= 24, duck
+    assert duck < arrow / 2
+
+
+def test_spills_to_the_temporary_directory_beyond_the_memory_limit(tmp_path):
+    m = synthetic(2_000_000)
+    query = 'SELECT "array", count(*), sum(length), max("offset") FROM chunks GROUP BY 1 ORDER BY 1'
+    expected = m.sql(query).fetchall()
+    small = m.with_storage("duckdb", memory_limit="24MB", temp_directory=str(tmp_path))
+    assert small.sql(query).fetchall() == expected
+    in_memory, spilled = small._resident.memory_bytes()  # type: ignore[union-attr]
+    assert spilled > 0 and in_memory <= 24 * 2**20
+    assert any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM chunks",
+        "DROP TABLE resident.chunks",
+        "UPDATE resident.chunks SET length = 0",
+        "SELECT 1; INSERT INTO resident.chunks SELECT * FROM resident.chunks",
+        "ATTACH ':memory:' AS other",
+    ],
+)
+def test_statements_that_change_the_manifest_are_refused(resident, statement):
+    before = resident.info()
+    with pytest.raises(QueryError, match="read-only"):
+        resident.sql(statement)
+    assert resident.info() == before
+
+
+def test_bound_parameters_with_quotes(resident):
+    q = "SELECT count(*) FROM chunks WHERE array = $a"
+    assert resident.sql(q, {"a": "tos'; DROP TABLE chunks; --"}).fetchall() == [(0,)]
+    assert resident.sql(q, {"a": "tos"}).fetchall()[0][0] > 0
+
+
+def test_arrow_tables_are_materialised_only_while_held(resident):
+    first = resident.tables.chunks
+    assert resident.tables.chunks is first  # shared while somebody holds it
+    del first
+    assert resident.tables.chunks.num_rows == resident.info()["chunks"]
+
+
+def test_a_memory_limit_too_small_is_a_clear_error(tmp_path):
+    m = synthetic(1_000_000)
+    with pytest.raises(vzsql.errors.StorageError, match="could not store"):
+        m.with_storage("duckdb", memory_limit="2MB", temp_directory=str(tmp_path))
+
+
+def test_unknown_storage_is_refused(nemo, tmp_path):
+    with pytest.raises(ValueError, match="storage"):
+        nemo.with_storage("sqlite")  # type: ignore[arg-type]
+    nemo.save(tmp_path / "m.vzm")
+    with pytest.raises(ValueError, match="storage"):
+        vzsql.open_manifest(tmp_path / "m.vzm", storage="disk")  # type: ignore[arg-type]
+
+
+def test_empty_manifest_in_duckdb(tmp_path: Path):
+    m = vzsql.Manifest(vzsql.Tables.empty(), storage="duckdb")
+    assert m.info()["chunks"] == 0
+    m.save(tmp_path / "e.vzm")
+    assert vzsql.open_manifest(tmp_path / "e.vzm", storage="duckdb").info()["chunks"] == 0

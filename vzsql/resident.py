@@ -1,0 +1,145 @@
+"""Chunk rows held in DuckDB's compressed storage instead of Arrow buffers.
+
+Held as Arrow with the contract's types (string ``array``, list<int32> ``index``, int64
+``offset``/``length``, binary ``data``), a chunk reference costs ~48 B of memory; 100M of
+them ~5 GB. The same rows in a table of an in-memory DuckDB database attached with
+``COMPRESS`` cost ~11 B per reference once checkpointed (DuckDB compresses each column
+segment: dictionary, bit-packing, frame-of-reference), queries read them without an Arrow
+conversion per query, and with a memory limit DuckDB moves the table's blocks to its
+temporary directory instead of failing. The table keeps the contract's column names and
+logical types, so SQL written for Arrow manifests runs unchanged.
+
+Operations written for Arrow tables get the chunk rows from ``to_arrow``: materialised for
+the caller and kept only while somebody holds them (a weak reference), so a resident
+manifest costs Arrow memory only while an operation runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from collections.abc import Iterable
+from typing import Final
+
+import duckdb
+import pyarrow as pa
+
+from vzsql.errors import QueryError, StorageError
+from vzsql.tables import conform
+
+DATABASE: Final = "resident"
+TABLE: Final = f"{DATABASE}.chunks"
+ROW: Final = "__vzsql_row"  # original row position while loading reordered files
+READ_STATEMENTS: Final = frozenset(
+    {
+        duckdb.StatementType.SELECT,
+        duckdb.StatementType.EXPLAIN,
+        duckdb.StatementType.PRAGMA,
+    }
+)
+
+
+def attach(con: duckdb.DuckDBPyConnection) -> None:
+    """Attach the compressed in-memory database that holds the chunk rows."""
+    con.execute(f"ATTACH ':memory:' AS {DATABASE} (COMPRESS)").fetchall()
+
+
+class ResidentChunks:
+    """The ``chunks`` table of one manifest, stored in ``con``'s ``resident`` database."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self._arrow: weakref.ref[pa.Table] | None = None
+
+    @classmethod
+    def fill(
+        cls, con: duckdb.DuckDBPyConnection, parts: Iterable[tuple[pa.Table, pa.Array | None]]
+    ) -> ResidentChunks:
+        """Store chunk rows given as parts (Arrow tables in the contract schema).
+
+        Each part may come with the original row positions of its rows (``None``: rows are
+        in order; a saved folder has positions for all files or for none). Positions
+        restore that order once, when the table is made. Each part is released after it
+        is copied, so loading costs one part of Arrow memory.
+        """
+        try:
+            return cls._fill(con, parts)
+        except duckdb.Error as e:
+            raise StorageError(f"DuckDB could not store the chunk rows: {e}") from e
+
+    @classmethod
+    def _fill(
+        cls, con: duckdb.DuckDBPyConnection, parts: Iterable[tuple[pa.Table, pa.Array | None]]
+    ) -> ResidentChunks:
+        parts = iter(parts)
+        first = next(parts, None)
+        if first is None:
+            raise ValueError("ResidentChunks.fill needs at least one part (an empty table)")
+        reordered = first[1] is not None
+        target = f"{DATABASE}.chunks_staging" if reordered else TABLE
+        created = False
+        for table, rows in itertools.chain([first], parts):
+            part = table
+            if reordered:
+                if rows is None:
+                    rows = pa.nulls(table.num_rows, pa.int64())
+                part = table.append_column(ROW, rows.cast(pa.int64()))
+            con.register("__vzsql_part", part)
+            try:
+                verb = f"INSERT INTO {target}" if created else f"CREATE TABLE {target} AS"
+                con.execute(f"{verb} SELECT * FROM __vzsql_part").fetchall()
+            finally:
+                con.unregister("__vzsql_part")
+            created = True
+            del part, table
+        if reordered:
+            con.execute(
+                f"CREATE TABLE {TABLE} AS SELECT * EXCLUDE ({ROW}) FROM {target} ORDER BY {ROW}"
+            ).fetchall()
+            con.execute(f"DROP TABLE {target}").fetchall()
+        con.execute(f"CHECKPOINT {DATABASE}").fetchall()
+        con.execute(f"CREATE VIEW chunks AS SELECT * FROM {TABLE}").fetchall()
+        return cls(con)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self._con.sql(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0])
+
+    def memory_bytes(self) -> tuple[int, int]:
+        """Bytes of the table in memory and in DuckDB's temporary files (spilled)."""
+        rows = self._con.sql(
+            "SELECT memory_usage_bytes, temporary_storage_bytes FROM duckdb_memory() "
+            "WHERE tag = 'IN_MEMORY_TABLE'"
+        ).fetchall()
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+
+    def to_arrow(self) -> pa.Table:
+        """The chunk rows as an Arrow table in the contract schema (shared while held)."""
+        held = self._arrow() if self._arrow is not None else None
+        if held is not None:
+            return held
+        cursor = self._con.cursor()
+        try:
+            table = conform("chunks", cursor.sql(f"SELECT * FROM {TABLE}").to_arrow_table())
+        finally:
+            cursor.close()
+        self._arrow = weakref.ref(table)
+        return table
+
+
+def refuse_writes(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Raise ``QueryError`` unless every statement of ``query`` only reads.
+
+    A resident manifest's rows live in a database the user's SQL could otherwise change;
+    manifests are immutable, so statements other than SELECT/EXPLAIN/PRAGMA are refused.
+    """
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as e:
+        raise QueryError(f"query failed: {e}") from e
+    for statement in statements:
+        if statement.type not in READ_STATEMENTS:
+            raise QueryError(
+                f"a manifest stored in DuckDB is read-only: {statement.type.name} statements "
+                "are refused (run it on m.with_storage('arrow') or your own connection)"
+            )
