@@ -215,6 +215,25 @@ def run_vzsql(n: int, work: Path) -> None:
         )
     holder.clear()
 
+    # the same manifest with its chunk rows in DuckDB's compressed storage (vzsql.resident)
+    holder["m"] = step(
+        "load (storage=duckdb)", n, lambda: vzsql.open_manifest(dest, storage="duckdb")
+    )
+    if holder["m"] is not None:
+        emit(
+            step="memory: DuckDB storage (held manifest)",
+            n=n,
+            bytes_per_ref=round(holder["m"].memory_bytes() / refs, 2),
+        )
+        step("query: bytes per array (duckdb)", n, lambda: holder["m"].sql(per_array).fetchall())
+        step(
+            "query: top 10 sources by bytes (duckdb)",
+            n,
+            lambda: holder["m"].sql(per_source).fetchall(),
+        )
+        step("check (duckdb storage, no stat)", n, lambda: holder["m"].check(stat=False).num_rows)
+    holder.clear()
+
     holder["halves"] = [vzsql.Manifest(synthetic_tables(n // 2, tag=t)) for t in "ab"]
 
     def concat() -> int:

@@ -193,3 +193,18 @@ def test_empty_manifest_in_duckdb(tmp_path: Path):
     assert m.info()["chunks"] == 0
     m.save(tmp_path / "e.vzm")
     assert vzsql.open_manifest(tmp_path / "e.vzm", storage="duckdb").info()["chunks"] == 0
+
+
+def test_cli_sql_with_duckdb_storage(nemo, tmp_path):
+    from tests.fixtures_cli import run_vzsql
+
+    nemo.save(tmp_path / "m.vzm")
+    query = 'SELECT "array", count(*) AS n FROM chunks GROUP BY 1 ORDER BY 1'
+    out = {}
+    for storage in ("arrow", "duckdb"):
+        r = run_vzsql("sql", str(tmp_path / "m.vzm"), query, "-f", "csv", "--storage", storage)
+        assert r.returncode == 0, r.stderr
+        out[storage] = r.stdout
+    assert out["arrow"] == out["duckdb"] and "tos" in out["duckdb"]
+    r = run_vzsql("sql", str(tmp_path / "m.vzm"), "DELETE FROM chunks", "--storage", "duckdb")
+    assert r.returncode != 0 and "read-only" in r.stderr

@@ -138,12 +138,26 @@ def sql(
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="bound parameter NAME=VALUE")
     ] = None,
+    storage: Annotated[
+        str,
+        typer.Option(
+            "--storage", help="arrow | duckdb (chunk rows in DuckDB's compressed storage)"
+        ),
+    ] = "arrow",
+    memory_limit: Annotated[
+        str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB")
+    ] = None,
 ) -> None:
     """Run SQL over a manifest and print (or export) the result."""
     import vzsql
     from vzsql.result_export import write_result
 
-    m = vzsql.open_manifest(manifest)
+    if storage not in ("arrow", "duckdb"):
+        raise typer.BadParameter("--storage must be arrow or duckdb")
+    if storage == "duckdb":
+        m = vzsql.open_manifest(manifest, storage="duckdb", memory_limit=memory_limit)
+    else:
+        m = vzsql.open_manifest(manifest)
     params: dict[str, Any] = {}
     for item in param or []:
         name, _, value = item.partition("=")
