@@ -46,6 +46,20 @@ def test_using_it_and_combining_examples_run(in_tmp: Path) -> None:
     assert ds["air"].dtype == "float32" and ds.sizes["time"] == 91  # type: ignore[attr-defined]
 
 
+def test_larger_than_memory_example_runs(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = python_blocks()
+    namespace: dict[str, object] = {}
+    exec(
+        compile(blocks["Combining, subsetting and checking"], "README-combining", "exec"), namespace
+    )
+    capsys.readouterr()
+    exec(compile(blocks["Manifests larger than memory"], "README-larger", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "duckdb" in out and "bytes held" in out and "problems" in out
+    m = namespace["m"]
+    assert m.storage == "duckdb"  # type: ignore[attr-defined]
+
+
 def _daily_files(folder: Path, first_day: int, days: int, name: str) -> list[Path]:
     """One netCDF4 file per day (time chunked by 1), named ``{name}-DD.nc``."""
     import netCDF4
