@@ -31,9 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.codecs.encode import bytes_codec
+from vzsql.codecs.v2_names import v3_codec
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFormatError
 from vzsql.scanners.grid import regular_grid, repeated_names
-from vzsql.scanners.hdf5_filters import BLOSC_SHUFFLE
 from vzsql.sources import local_etag, local_path, normalize_uri
 from vzsql.tables import (
     ARRAYS_SCHEMA,
@@ -196,39 +196,8 @@ def v2_codecs(meta: Any, uri: str, name: str) -> list[dict[str, Any]]:
             codecs.append({"name": f"numcodecs.{codec_id}", "configuration": config})
     codecs.append(serializer or bytes_codec(native))
     if meta.compressor is not None:
-        codecs.append(compressor_codec(meta.compressor.get_config(), native.itemsize))
+        codecs.append(v3_codec(meta.compressor.get_config(), native.itemsize))
     return codecs
-
-
-def compressor_codec(config: dict[str, Any], itemsize: int) -> dict[str, Any]:
-    """A v2 compressor's config as a v3 bytes->bytes codec."""
-    config = dict(config)
-    codec_id = config.pop("id")
-    if codec_id == "blosc":
-        shuffle = int(config.get("shuffle", 1))
-        if shuffle == -1:  # AUTOSHUFFLE: bit shuffle for single bytes, byte shuffle otherwise
-            shuffle = 2 if itemsize == 1 else 1
-        return {
-            "name": "blosc",
-            "configuration": {
-                "cname": config["cname"],
-                "clevel": config["clevel"],
-                "shuffle": BLOSC_SHUFFLE[shuffle],
-                "typesize": itemsize,
-                "blocksize": config.get("blocksize", 0),
-            },
-        }
-    if codec_id == "gzip":
-        return {"name": "gzip", "configuration": {"level": config.get("level", 1)}}
-    if codec_id == "zstd":
-        return {
-            "name": "zstd",
-            "configuration": {
-                "level": config.get("level", 0),
-                "checksum": bool(config.get("checksum", False)),
-            },
-        }
-    return {"name": f"numcodecs.{codec_id}", "configuration": config}
 
 
 def _key_pattern(meta: Any, ndim: int) -> tuple[str, str, str]:

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from vzsql.codecs.v2_names import NUMCODECS_PREFIX, v3_codec
 from vzsql.errors import ExportError, ReferenceFormatError
 from vzsql.tables import Tables
 from vzsql.zarr_meta import ZARR_JSON, dtype_to_text, hierarchy, is_rectilinear, parse_dtype
 
 DIMENSION_KEY = "_ARRAY_DIMENSIONS"
-NUMCODECS_PREFIX = "numcodecs."
 # numcodecs ids that compress: the last codec of a chain becomes ``compressor`` if it is one
 COMPRESSOR_IDS = frozenset({"zlib", "gzip", "zstd", "blosc", "lz4", "bz2", "lzma"})
 _BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
@@ -189,31 +189,6 @@ def v3_documents(tables: Tables) -> dict[str, dict[str, Any]]:
 
 
 # -- import: Zarr v2 -> the manifest's Zarr v3 columns ----------------------------------------
-def v3_codec(config: dict[str, Any], itemsize: int) -> dict[str, Any]:
-    """The Zarr v3 codec of a numcodecs configuration, as the scanners name them.
-
-    ``zstd`` and ``blosc`` become Zarr's core codecs (what the HDF5 scanner writes), every
-    other numcodecs codec ``numcodecs.<id>`` with its configuration unchanged.
-    """
-    cfg = {k: v for k, v in config.items() if k != "id"}
-    if config["id"] == "zstd":
-        level, checksum = cfg.get("level", 0), bool(cfg.get("checksum", False))
-        return {"name": "zstd", "configuration": {"level": level, "checksum": checksum}}
-    if config["id"] == "blosc":
-        shuffle = {v: k for k, v in _BLOSC_SHUFFLE.items()}.get(cfg.get("shuffle", 1), "shuffle")
-        return {
-            "name": "blosc",
-            "configuration": {
-                "cname": cfg.get("cname", "lz4"),
-                "clevel": cfg.get("clevel", 5),
-                "shuffle": shuffle,
-                "typesize": cfg.get("typesize") or itemsize,
-                "blocksize": cfg.get("blocksize", 0),
-            },
-        }
-    return {"name": f"{NUMCODECS_PREFIX}{config['id']}", "configuration": cfg}
-
-
 def arrays_row_from_v2(
     array: str,
     zarray_doc: dict[str, Any],
