@@ -123,3 +123,24 @@ def test_isolated_remote_scan(s3, files) -> None:
         read_policy=ReadPolicy(retries=3, backoff=0.01, faults=FaultPlan(fail_first=1)),
     )
     assert m.failures.num_rows == 0 and m.info()["chunks"] > 0
+
+
+@pytest.mark.parametrize("kind", ["nc4", "nc3"])
+def test_one_metadata_request_per_object(s3, files, kind, monkeypatch) -> None:
+    """Format detection, the scanner's stat and its open share one HEAD of the object."""
+    import s3fs
+
+    uri = s3.upload(files[kind], key=f"heads-{kind}.nc")
+    asked: list[str] = []
+    real_info = s3fs.S3FileSystem._info
+
+    async def counting_info(self, path, *args, **kwargs):  # a spy: the server still answers
+        asked.append(path)
+        return await real_info(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_info", counting_info)
+    s3fs.S3FileSystem.clear_instance_cache()  # new instances mirror the spy into .info()
+    m = vzsql.scan(uri, storage_options=s3.storage_options)
+    assert m.info()["sources"] == 1
+    assert len(asked) == 1, asked
+    s3fs.S3FileSystem.clear_instance_cache()

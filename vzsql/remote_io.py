@@ -266,11 +266,11 @@ class RemoteFile(io.RawIOBase):
 
 def open_remote(uri: str, storage_options: dict[str, Any] | None = None) -> RemoteFile:
     """A ``RemoteFile`` for ``uri`` (any fsspec protocol) under this thread's read policy."""
-    from vzsql.sources import fsspec_fs
+    from vzsql.sources import fsspec_fs, stat_source
 
     try:
         fs, path = fsspec_fs(uri, storage_options)
-        size = int(fs.size(path))
+        size = stat_source(uri, storage_options).size  # shared with the scan's stat
     except FileNotFoundError as e:
         raise SourceError("cannot open source: object not found", source=uri) from e
     except OSError as e:

@@ -32,7 +32,7 @@ from vzsql.isolation import (
 )
 from vzsql.manifest import Manifest
 from vzsql.scanners import detect_format, get_scanner
-from vzsql.sources import expand
+from vzsql.sources import expand, remembering_stats
 from vzsql.tables import Tables
 
 PathLike = str | os.PathLike[str]
@@ -54,7 +54,7 @@ def scan_file(
     """
     from vzsql.remote_io import reading_with
 
-    with reading_with(read_policy):
+    with reading_with(read_policy), remembering_stats():
         if scanner is None:
             scanner = get_scanner(fmt or detect_format(uri, storage_options))
         return scanner(uri, storage_options=storage_options)

@@ -7,9 +7,12 @@ of a local file is computed exactly as Icechunk's (Rust ``object_store``) local 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import glob
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -104,6 +107,22 @@ def local_etag(st: os.stat_result) -> str:
     return f"{st.st_ino:x}-{mtime_us:x}-{st.st_size:x}"
 
 
+_memo = threading.local()
+
+
+@contextlib.contextmanager
+def remembering_stats() -> Iterator[None]:
+    """Within the block, a remote source is asked for its metadata once: format detection,
+    the scanner's stat and every open of the same URI share one answer (one HEAD request
+    per object instead of one per step). Used around the scan of one file."""
+    outer = getattr(_memo, "stats", None)
+    _memo.stats = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _memo.stats = outer
+
+
 def stat_source(uri: str, storage_options: dict[str, Any] | None = None) -> SourceStat:
     """Size, mtime (ns) and etag of ``uri``; a missing file is a ``SourceError``."""
     path = local_path(uri)
@@ -113,6 +132,16 @@ def stat_source(uri: str, storage_options: dict[str, Any] | None = None) -> Sour
         except OSError as e:
             raise SourceError(f"cannot stat source: {e.strerror or e}", source=uri) from e
         return SourceStat(uri, st.st_size, st.st_mtime_ns, local_etag(st))
+    remembered: dict[str, SourceStat] | None = getattr(_memo, "stats", None)
+    if remembered is not None and uri in remembered:
+        return remembered[uri]
+    stat = _stat_remote(uri, storage_options)
+    if remembered is not None:
+        remembered[uri] = stat
+    return stat
+
+
+def _stat_remote(uri: str, storage_options: dict[str, Any] | None) -> SourceStat:
     fs, p = fsspec_fs(uri, storage_options)
     try:
         info = fs.info(p)
