@@ -147,6 +147,12 @@ def _stat_remote(uri: str, storage_options: dict[str, Any] | None) -> SourceStat
         info = fs.info(p)
     except OSError as e:  # FileNotFoundError included
         raise SourceError(f"cannot stat source: {e}", source=uri) from e
+    return stat_from_info(uri, info)
+
+
+def stat_from_info(uri: str, info: dict[str, Any]) -> SourceStat:
+    """A ``SourceStat`` from an fsspec ``info``/``find(detail=True)`` entry (S3 names its
+    fields ``LastModified``/``ETag``, other filesystems ``mtime``/``etag``)."""
     mtime = info.get("LastModified") or info.get("mtime")
     mtime_ns: int | None = None
     if isinstance(mtime, dt.datetime):

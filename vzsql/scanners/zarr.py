@@ -34,7 +34,7 @@ from vzsql.codecs.encode import bytes_codec
 from vzsql.codecs.v2_names import v3_codec
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFormatError
 from vzsql.scanners.grid import regular_grid, repeated_names
-from vzsql.sources import local_etag, local_path, normalize_uri
+from vzsql.sources import local_etag, local_path, normalize_uri, stat_from_info
 from vzsql.tables import (
     ARRAYS_SCHEMA,
     CHUNKS_SCHEMA,
@@ -123,14 +123,11 @@ def list_objects(uri: str, storage_options: dict[str, Any] | None) -> pa.Table:
             raise SourceError(f"cannot list Zarr store: {e}", source=uri) from e
         root = root.rstrip("/")
         for name, info in found.items():
+            stat = stat_from_info(name, info)
             keys.append(name[len(root) + 1 :])
-            sizes.append(int(info["size"]))
-            modified = info.get("LastModified") or info.get("mtime")
-            mtimes.append(
-                int(modified.timestamp() * 1e9) if isinstance(modified, dt.datetime) else None
-            )
-            etag = info.get("ETag") or info.get("etag")
-            etags.append(str(etag) if etag else None)
+            sizes.append(stat.size)
+            mtimes.append(stat.mtime_ns)
+            etags.append(stat.etag)
     return pa.table(
         {
             "key": pa.array(keys, pa.string()),
