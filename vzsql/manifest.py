@@ -125,7 +125,9 @@ class Manifest:
         """The table ``name`` as a ``pyarrow.Table``."""
         if name not in TABLE_NAMES:
             raise KeyError(f"no table {name!r}; tables are {', '.join(TABLE_NAMES)}")
-        return getattr(self.tables, name)  # type: ignore[no-any-return]
+        if name == "chunks" and self._resident is not None:
+            return self._resident.to_arrow()
+        return getattr(self._tables, name)  # type: ignore[no-any-return]
 
     to_arrow = table
 
@@ -337,7 +339,7 @@ def open_manifest(
         m = Manifest(load_tables(path))
     else:
         raise ValueError(f"storage must be 'arrow' or 'duckdb', not {storage!r}")
-    m.allow = for_opened_manifest(path, allow, m.tables.sources)
+    m.allow = for_opened_manifest(path, allow, m.table("sources"))
     return m
 
 
@@ -354,7 +356,7 @@ def _manifests_in(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Manifes
 
 
 def _uris(m: Manifest) -> list[str]:
-    return m.tables.sources["uri"].to_pylist()  # type: ignore[no-any-return]
+    return m.table("sources")["uri"].to_pylist()  # type: ignore[no-any-return]
 
 
 def derives_allow[**P, R](op: Callable[P, R]) -> Callable[P, R]:
@@ -380,9 +382,9 @@ def derives_allow[**P, R](op: Callable[P, R]) -> Callable[P, R]:
         if not isinstance(out, Manifest) or any(out is m for m in inputs):
             return out
         if op.__name__ == "rename_sources":
-            ids = inputs[0].tables.sources["source_id"].to_pylist()
+            ids = inputs[0].table("sources")["source_id"].to_pylist()
             before = dict(zip(ids, given[0][1], strict=True))
-            after = zip(out.tables.sources["source_id"].to_pylist(), _uris(out), strict=True)
+            after = zip(out.table("sources")["source_id"].to_pylist(), _uris(out), strict=True)
             out.allow = renamed(inputs[0].allow, ((before[i], u) for i, u in after if i in before))
         else:
             out.allow = derived(given, _uris(out))
