@@ -39,6 +39,7 @@ from vzsql.memory import PeakRSS, max_rss_bytes  # noqa: E402
 
 TOOLS = ("vzsql", "virtualizarr")
 HEAVY_MAX = [2e7]  # set from --heavy-max in a worker
+COMMIT_REFS: list[int | None] = [None]  # set from --icechunk-commit-refs in a worker
 
 
 def heavy(name: str, n: int, per_ref: int) -> bool:
@@ -211,7 +212,11 @@ def run_vzsql(n: int, work: Path) -> None:
         step(
             "export: Icechunk",
             n,
-            lambda: holder["m"].to_icechunk(str(work / "ic"), checksum="none"),
+            lambda: holder["m"].to_icechunk(
+                str(work / "ic"),
+                checksum="none",
+                **({"max_refs_per_commit": COMMIT_REFS[0]} if COMMIT_REFS[0] else {}),
+            ),
         )
     holder.clear()
 
@@ -377,11 +382,19 @@ def main() -> int:
         help="largest size for vzsql's Icechunk export, which peaks at ~510 B/ref "
         "today (~50 GB at 1e8: Icechunk's session holds every reference of a commit)",
     )
+    ap.add_argument(
+        "--icechunk-commit-refs",
+        type=float,
+        default=0,
+        help="references per Icechunk commit (default: vzsql's, Icechunk's limit of 50M); "
+        "smaller commits bound Icechunk's session memory",
+    )
     ap.add_argument("--worker", nargs=2, metavar=("TOOL", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         HEAVY_MAX[0] = args.heavy_max
+        COMMIT_REFS[0] = int(args.icechunk_commit_refs) or None
         worker(args.worker[0], int(float(args.worker[1])), args.work)
         return 0
     sizes = [int(float(s)) for s in args.sizes.split(",") if s]
@@ -410,6 +423,8 @@ def main() -> int:
                         str(work),
                         "--heavy-max",
                         str(args.heavy_max),
+                        "--icechunk-commit-refs",
+                        str(args.icechunk_commit_refs),
                     ],
                     capture_output=True,
                     text=True,
