@@ -1,6 +1,7 @@
 """The set-based chunk checks (duplicate keys, missing chunks, overlapping ranges) equal a
 brute-force Python reading of random broken manifests (duplicates, holes, indices outside
-the grid, wrong dimensionality, overlapping and nested byte ranges, inline chunks)."""
+the grid, wrong dimensionality, overlapping and nested byte ranges, inline chunks), both as
+their SQL (``run_check``) and through ``check()``'s fast path (vzsql/ops/check_fast.py)."""
 
 from __future__ import annotations
 
@@ -92,13 +93,21 @@ def expected_overlaps(rows: list[dict[str, Any]]) -> list[tuple[str, tuple[int, 
 @given(rows=chunk_rows())
 def test_chunk_checks_equal_brute_force(rows: list[dict[str, Any]]) -> None:
     m = vzsql.Manifest(tables_with(rows))
-    missing = run_check(m, "missing_chunks").to_pylist()
+    for fast in (False, True):  # the reference SQL, then check()'s fast path
+        assert_brute_force(m, rows, fast)
+
+
+def assert_brute_force(m: vzsql.Manifest, rows: list[dict[str, Any]], fast: bool) -> None:
+    def run(name: str) -> pa.Table:
+        return m.check(stat=False, checks=[name]) if fast else run_check(m, name)
+
+    missing = run("missing_chunks").to_pylist()
     assert {(p["array"], tuple(p["chunk"])) for p in missing} == expected_missing(rows)
     assert len(missing) == len(expected_missing(rows))
-    dups = run_check(m, "duplicate_chunk_keys").to_pylist()
+    dups = run("duplicate_chunk_keys").to_pylist()
     assert {
         (p["array"], tuple(p["chunk"])): int(p["detail"].split()[0]) for p in dups
     } == expected_duplicates(rows)
-    overlaps = run_check(m, "overlapping_ranges").to_pylist()
+    overlaps = run("overlapping_ranges").to_pylist()
     assert sorted((p["array"], tuple(p["chunk"])) for p in overlaps) == expected_overlaps(rows)
     assert all(" overlap chunk " in p["detail"] and p["source"] for p in overlaps)

@@ -25,6 +25,7 @@ from vzsql.sources import stat_source
 
 if TYPE_CHECKING:
     from vzsql.manifest import Manifest
+    from vzsql.tables import Tables
 
 SOURCE_CHECKS = ("source_missing", "source_changed")
 TABLE_CHECKS = (
@@ -105,9 +106,13 @@ def run_check(
     name: str,
     source_stats: pa.Table | None = None,
     coord_values: pa.Table | None = None,
+    manifest_tables: Tables | None = None,
 ) -> pa.Table:
-    """Run one check query (``queries/checks/<name>.sql``) and return its problem rows."""
-    tables = m.tables.as_dict()
+    """Run one check query (``queries/checks/<name>.sql``) and return its problem rows.
+
+    This is the reference: ``check`` answers the chunk-row checks of
+    ``vzsql.ops.check_fast.FAST_CHECKS`` without these queries where it can."""
+    tables = (manifest_tables if manifest_tables is not None else m.tables).as_dict()
     tables["source_stats"] = source_stats if source_stats is not None else STAT_SCHEMA.empty_table()
     tables["coord_values"] = (
         coord_values if coord_values is not None else COORD_SCHEMA.empty_table()
@@ -132,15 +137,22 @@ def check(
     unknown = set(names) - set(ALL_CHECKS)
     if unknown:
         raise KeyError(f"unknown checks {sorted(unknown)}; checks are {', '.join(ALL_CHECKS)}")
-    stats = stat_sources(m.tables.sources, storage_options) if stat else None
+    tables = m.tables
+    stats = stat_sources(tables.sources, storage_options) if stat else None
     coords = None
     if "duplicate_coordinate_values" in names:
         from vzsql.ops.stats import coordinate_values
 
         # raw values (any calendar); without stat, only inline coordinates (no file reads)
-        coords = coordinate_values(m.tables, decode=False, inline_only=not stat)
+        coords = coordinate_values(tables, decode=False, inline_only=not stat)
+    from vzsql.ops.check_fast import FAST_CHECKS, fast_chunk_checks
+
+    # the chunk-row checks at scale (vzsql/ops/check_fast.py); their SQL where it cannot
+    fast = fast_chunk_checks(tables, names) if set(names) & set(FAST_CHECKS) else {}
     results = [
-        run_check(m, name, stats, coords) for name in names if stat or name not in SOURCE_CHECKS
+        fast[name] if name in fast else run_check(m, name, stats, coords, tables)
+        for name in names
+        if stat or name not in SOURCE_CHECKS
     ]
     problems = pa.concat_tables(results) if results else PROBLEMS_SCHEMA.empty_table()
     if strict:
