@@ -52,6 +52,11 @@ _PRELOAD = [
     "numcodecs",
     "zarr",
     "pandas",
+    # imported lazily by a scan or by packing its tables: else every child imports them
+    "vzsql.remote_io",
+    "h5py._hl.dims",
+    "pyarrow.pandas_compat",
+    "vzsql.isolation_warmup",  # last: scans a tiny file once, so children start warm
 ]
 
 Scanner = Callable[..., Tables]

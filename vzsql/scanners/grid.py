@@ -6,6 +6,7 @@ which the extent cuts. Rows and columns are built with numpy, never one Python o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,20 +19,36 @@ def regular_grid(
     name: str, shape: list[int] | tuple[int, ...], chunk_shape: list[int] | tuple[int, ...]
 ) -> pa.Table:
     """Grid rows of array ``name``: per dimension, chunk slots clipped to the extent."""
-    dims, chunk, start, length = [], [], [], []
-    for d, (n, c) in enumerate(zip(shape, chunk_shape, strict=True)):
-        k = -(-n // c) if c else 0
-        s = np.arange(k, dtype=np.int64) * c
-        dims.append(np.full(k, d, np.int16))
-        chunk.append(np.arange(k, dtype=np.int32))
-        start.append(s)
-        length.append(np.minimum(c, n - s))
+    return regular_grids([name], [shape], [chunk_shape])
+
+
+def regular_grids(
+    names: list[str],
+    shapes: Sequence[list[int] | tuple[int, ...]],
+    chunk_shapes: Sequence[list[int] | tuple[int, ...]],
+) -> pa.Table:
+    """``regular_grid`` of several arrays as one table (in the order given).
+
+    One Arrow table for a file's arrays instead of one per array: building a small Arrow
+    table costs ~0.1 ms, which dominated scanning files of a few small arrays.
+    """
+    dims, chunk, start, length, rows = [], [], [], [], []
+    for shape, chunk_shape in zip(shapes, chunk_shapes, strict=True):
+        total = 0
+        for d, (n, c) in enumerate(zip(shape, chunk_shape, strict=True)):
+            k = -(-n // c) if c else 0
+            s = np.arange(k, dtype=np.int64) * c
+            dims.append(np.full(k, d, np.int16))
+            chunk.append(np.arange(k, dtype=np.int32))
+            start.append(s)
+            length.append(np.minimum(c, n - s))
+            total += k
+        rows.append(total)
     if not dims:
         return GRID_SCHEMA.empty_table()
-    total = sum(len(x) for x in dims)
     return pa.table(
         {
-            "array": repeated_names([name], [total]),
+            "array": repeated_names(list(names), rows),
             "dim": np.concatenate(dims),
             "chunk": np.concatenate(chunk),
             "start": np.concatenate(start),

@@ -36,11 +36,30 @@ class ArrayType:
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
             return json.dumps(value if isinstance(value, str) else "")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            zdtype = zarr_data_type(self.native)
-            scalar = zdtype.default_scalar() if value is None else zdtype.cast_scalar(value)
-            return json.dumps(zdtype.to_json_scalar(scalar, zarr_format=3))
+        # the same few fill values recur in every file of an archive: zarr's conversion
+        # (under catch_warnings) costs ~70 us, so the text is kept per (dtype, value bytes)
+        try:
+            key = (self.native.str, None if value is None else _value_bytes(value, self.native))
+        except (TypeError, ValueError, OverflowError):
+            key = None
+        text = _FILL_JSON.get(key) if key is not None else None
+        if text is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                zdtype = zarr_data_type(self.native)
+                scalar = zdtype.default_scalar() if value is None else zdtype.cast_scalar(value)
+                text = json.dumps(zdtype.to_json_scalar(scalar, zarr_format=3))
+            if key is not None and len(_FILL_JSON) < 4096:
+                _FILL_JSON[key] = text
+        return text
+
+
+_FILL_JSON: dict[tuple[str, bytes | None], str] = {}
+
+
+def _value_bytes(value: Any, native: np.dtype[Any]) -> bytes:
+    """The bytes of ``value`` as one ``native`` element (a cache key exact for NaN payloads)."""
+    return bytes(type(value).__name__, "ascii") + b":" + np.asarray(value, native).tobytes()
 
 
 def _endian(dtype: np.dtype[Any]) -> str:
