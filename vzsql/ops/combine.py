@@ -143,13 +143,14 @@ def infer_concat_dim(members: list[Manifest]) -> str:
         coord = dimension_coordinate(first, dim)
         if coord is None or any(dimension_coordinate(m.tables, dim) != coord for m in members):
             continue
-        ref, *others = read_arrays([m.tables for m in members], coord)
-        for other in others:
-            if other.shape != ref.shape or not np.array_equal(
-                other, ref, equal_nan=ref.dtype.kind == "f"
-            ):
-                differing.append(dim)
-                break
+        # the first two pieces usually tell the concatenated dimension already; reading its
+        # coordinate from every file (one open each) is left to concat, which needs it
+        probe = members[:2] if len(members) > 2 else members
+        ref, *others = read_arrays([m.tables for m in probe], coord)
+        if len(probe) < len(members) and not any(_differs(o, ref) for o in others):
+            ref, *others = read_arrays([m.tables for m in members], coord)
+        if any(_differs(o, ref) for o in others):
+            differing.append(dim)
     if len(differing) == 1:
         return differing[0]
     labels = ", ".join(piece_label(m.tables) for m in members[:3])
@@ -180,4 +181,11 @@ def infer_concat_dim(members: list[Manifest]) -> str:
     raise InconsistentConcatError(
         f"cannot combine: coordinates differ along several dimensions {differing}; "
         f"give concat_dim ({labels})"
+    )
+
+
+def _differs(values: np.ndarray[Any, Any], ref: np.ndarray[Any, Any]) -> bool:
+    """Whether coordinate ``values`` of a piece differ from the first piece's ``ref``."""
+    return values.shape != ref.shape or not np.array_equal(
+        values, ref, equal_nan=ref.dtype.kind == "f"
     )
