@@ -44,17 +44,32 @@ def is_dimension_only(dset: Any) -> bool:
 
 def scale_names(dset: Any) -> list[str | None]:
     """For each axis, the base name of its first attached dimension scale, else None."""
+    from h5py import h5r
+
     names: list[str | None] = [None] * dset.ndim
     if "DIMENSION_LIST" in dset.attrs:
+        # the attribute holds each axis's scale references; reading it once and naming the
+        # first reference is what ``dset.dims[axis][0].name`` does, without h5py opening
+        # every scale as a Dataset and re-reading the attribute per axis (~0.2 ms per axis)
         try:
-            for axis, dim in enumerate(dset.dims):
-                if len(dim):
-                    names[axis] = dim[0].name.split("/")[-1]
+            per_axis = dset.attrs["DIMENSION_LIST"]
+            for axis in range(min(dset.ndim, len(per_axis))):
+                refs = per_axis[axis]
+                if len(refs):
+                    names[axis] = _decoded(h5r.get_name(refs[0], dset.id)).split("/")[-1]
         except (OSError, RuntimeError, ValueError, KeyError):
             names = [None] * dset.ndim  # dangling references: treat as unlabeled
     if dset.ndim and names[0] is None and is_dimension_scale(dset):
         names[0] = dset.name.split("/")[-1]  # a coordinate variable is its own dimension
     return names
+
+
+def _decoded(name: bytes) -> Any:
+    """An object path as h5py's ``.name`` gives it: UTF-8 text, else the bytes."""
+    try:
+        return name.decode("utf8")
+    except UnicodeDecodeError:
+        return name
 
 
 def is_dimension_scale(dset: Any) -> bool:
