@@ -1,8 +1,10 @@
 """GRIB1/GRIB2 scanner: one file -> manifest tables laid out as cfgrib lays it out.
 
-1. ``grib_messages.find_messages`` finds message boundaries itself (numpy search of a
-   memory map for ``GRIB``, vectorised length/edition/``7777`` checks), tolerating padding,
-   WMO bulletin headers, junk and mixed editions.
+1. ``grib_ranges.walk_messages`` finds message boundaries itself (section 0 of each
+   message, a jump by its length, a ``7777`` check; a bounded search for the next ``GRIB``
+   across padding, WMO bulletin headers, junk), with mixed editions, and reads only what
+   ecCodes needs: sections 0-6 of most GRIB2 messages, whole messages otherwise. Local
+   files are memory-mapped; remote ones are read by coalesced byte ranges, never whole.
 2. GRIB2 messages holding several fields are split into fields (``split_field``); an array
    whose fields all sit at the same position of their messages references them with the
    codec's ``field`` setting; otherwise ``UnsupportedLayoutError``.
@@ -19,9 +21,8 @@ attribute ``vzsql_grib_failures`` lists ``{"offset", "reason"}``, and
 from __future__ import annotations
 
 import json
-import mmap
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ import pyarrow as pa
 from vzsql.errors import CorruptSourceError, UnsupportedFormatError, VzsqlError
 from vzsql.scanners.grib_layout import (
     FieldSet,
+    attrs_json,
     build_index,
     dataset_attrs,
     group_rows,
@@ -39,13 +41,12 @@ from vzsql.scanners.grib_layout import (
 from vzsql.scanners.grib_messages import (
     FieldSplitError,
     MessageFailure,
-    MessageIndex,
     field_count,
-    find_messages,
     split_field,
 )
+from vzsql.scanners.grib_ranges import GribMessages, open_window, walk_messages
 from vzsql.scanners.grid import index_column, repeated_names
-from vzsql.sources import SourceList, local_path, open_source, stat_source
+from vzsql.sources import SourceList, stat_source
 from vzsql.tables import CHUNKS_SCHEMA, GRID_SCHEMA, Tables
 
 FAILURES_SCHEMA = pa.schema(
@@ -77,27 +78,6 @@ def scan_grib(
     ).tables
 
 
-@contextmanager
-def _file_bytes(uri: str, storage_options: dict[str, Any] | None) -> Iterator[np.ndarray]:
-    """The file as a uint8 array: a memory map for local files, read whole otherwise."""
-    with open_source(uri, storage_options) as f:
-        if local_path(uri) is None:
-            yield np.frombuffer(f.read(), dtype=np.uint8)
-            return
-        try:
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:  # empty file
-            yield np.zeros(0, dtype=np.uint8)
-            return
-        arr = np.frombuffer(mm, dtype=np.uint8)
-        try:
-            yield arr
-        finally:
-            del arr
-            with suppress(BufferError):  # a view still lives: the map closes when it is freed
-                mm.close()
-
-
 def _fail(uri: str, failure: MessageFailure) -> CorruptSourceError:
     return CorruptSourceError(
         f"corrupt GRIB message at byte offset {failure.offset}: {failure.reason}", source=uri
@@ -110,17 +90,23 @@ def scan_grib_report(
     storage_options: dict[str, Any] | None = None,
     strict: bool = True,
     filter_by_keys: dict[str, Any] | None = None,
+    heads_only: bool = True,
 ) -> GribScan:
-    """``scan_grib``, also returning the failures table (``offset``, ``reason``)."""
+    """``scan_grib``, also returning the failures table (``offset``, ``reason``).
+
+    ``heads_only=False`` gives ecCodes every message whole (the reference the tests compare
+    the default, metadata-sections-only reading with).
+    """
     stat = stat_source(uri, storage_options)
     sources = SourceList()
     sid = sources.add(stat, "grib")
-    with _file_bytes(uri, storage_options) as data:
-        messages = find_messages(data)
+    with open_window(uri, storage_options) as window:
+        found = walk_messages(window, heads_only=heads_only)
+        messages = found.index
         failures = list(messages.failures)
         if failures and strict:
             raise _fail(uri, failures[0])
-        field_msg, field_pos, field_bad = _enumerate_fields(data, messages)
+        field_msg, field_pos, field_bad = _enumerate_fields(found)
         for m, reason in field_bad:
             failure = MessageFailure(int(messages.offsets[m]), reason)
             if strict:
@@ -132,7 +118,7 @@ def scan_grib_report(
                 source=uri,
             )
         tables, decode_failures = _lay_out_tables(
-            uri, data, messages, field_msg, field_pos, sid, strict, filter_by_keys
+            uri, found, field_msg, field_pos, sid, strict, filter_by_keys
         )
     failures.extend(decode_failures)
     failures.sort(key=lambda f: f.offset)
@@ -144,7 +130,7 @@ def scan_grib_report(
         root = next(g for g in groups if g["group"] == "")
         attrs = json.loads(root["attrs"] or "{}")
         attrs["vzsql_grib_failures"] = failure_table.to_pylist()
-        root["attrs"] = json.dumps(attrs)
+        root["attrs"] = attrs_json(attrs)
         tables = tables.with_tables(groups=pa.Table.from_pylist(groups))
     return GribScan(tables.with_tables(sources=sources.table()), failure_table)
 
@@ -167,15 +153,20 @@ def _inconsistent_fields_are_corrupt(uri: str) -> Iterator[None]:
 
 
 def _enumerate_fields(
-    data: np.ndarray, messages: MessageIndex
+    found: GribMessages,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
-    """Per field: its message number and position in the message; messages that fail."""
+    """Per field: its message number and position in the message; messages that fail.
+
+    A message read without its data holds one field (``grib_ranges`` checked its sections).
+    """
+    messages = found.index
     counts = np.ones(len(messages), dtype=np.int64)
     bad: list[tuple[int, str]] = []
     for m in np.flatnonzero(messages.editions == 2):  # a loop over messages: section walk
-        o, n = int(messages.offsets[m]), int(messages.lengths[m])
+        if found.heads[m] is not None:
+            continue
         try:
-            counts[m] = field_count(memoryview(data[o : o + n]))
+            counts[m] = field_count(found.message(int(m)))
         except FieldSplitError as e:
             counts[m] = 0
             bad.append((int(m), f"GRIB2 sections are inconsistent: {e}"))
@@ -187,22 +178,21 @@ def _enumerate_fields(
 
 def _lay_out_tables(
     uri: str,
-    data: np.ndarray,
-    messages: MessageIndex,
+    found: GribMessages,
     field_msg: np.ndarray,
     field_pos: np.ndarray,
     sid: int,
     strict: bool,
     filter_by_keys: dict[str, Any] | None,
 ) -> tuple[Tables, list[MessageFailure]]:
-    offsets, lengths = messages.offsets, messages.lengths
-    multi = np.bincount(field_msg, minlength=len(messages)) > 1
+    offsets, lengths = found.index.offsets, found.index.lengths
+    multi = np.bincount(field_msg, minlength=len(found.index)) > 1
     decode_failures: list[MessageFailure] = []
 
     def open_field(i: int) -> bytes:
         m = int(field_msg[i])
-        raw = data[int(offsets[m]) : int(offsets[m] + lengths[m])]
-        return split_field(memoryview(raw), int(field_pos[i])) if multi[m] else raw.tobytes()
+        raw = found.message(m)
+        return split_field(raw, int(field_pos[i])) if multi[m] else raw
 
     def on_error(i: int, e: Exception) -> None:
         failure = MessageFailure(
@@ -258,7 +248,7 @@ def _lay_out_tables(
                 )
             )
         group_table.append(
-            {"group": group.path, "attrs": json.dumps(dataset_attrs(group)), "attr_dtypes": None}
+            {"group": group.path, "attrs": attrs_json(dataset_attrs(group)), "attr_dtypes": None}
         )
     if all(g["group"] for g in group_table):
         group_table.insert(0, {"group": "", "attrs": "{}", "attr_dtypes": None})

@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from vzsql.errors import UnsupportedFormatError, UnsupportedLayoutError
+from vzsql.scanners.attr_json import json_number
 from vzsql.scanners.grid import regular_grid
 
 # cfgrib logs each variable it drops with a traceback; vzsql serves those as groups instead
@@ -151,18 +152,20 @@ def _child(path: str, key: str, value: Any) -> str:
 
 
 def json_value(value: Any) -> Any:
-    """An attribute value as plain JSON data (numpy scalars and tuples unwrapped)."""
+    """An attribute value as plain JSON data (numpy scalars and tuples unwrapped; non-finite
+    floats as the Zarr v3 strings, as every scanner writes them)."""
     if isinstance(value, np.generic):
-        return value.item()
+        return json_number(value.item())
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return [json_value(v) for v in value.tolist()]
     if isinstance(value, tuple | list):
         return [json_value(v) for v in value]
-    return value
+    return json_number(value)
 
 
 def attrs_json(attrs: Mapping[str, Any]) -> str:
-    return json.dumps({k: json_value(v) for k, v in attrs.items()})
+    """An ``attrs`` column text: strict JSON (``allow_nan=False``, see ``attr_json``)."""
+    return json.dumps({k: json_value(v) for k, v in attrs.items()}, allow_nan=False)
 
 
 @dataclass

@@ -18,6 +18,7 @@ multi-field mode.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,27 +75,28 @@ def _gather_uint(data: np.ndarray, at: np.ndarray, nbytes: int) -> np.ndarray:
     return out
 
 
-def _grib1_large_length(data: np.ndarray, pos: int, coded: int) -> int:
+def grib1_large_length(read: Callable[[int, int], bytes], size: int, pos: int, coded: int) -> int:
     """True length of a GRIB1 message whose 24-bit length has the large-message flag set.
 
     The WMO convention (as read by ecCodes): if the section 4 length is below 120, the
     length is ``(coded & 0x7FFFFF) * 120 - sec4len + 4``; otherwise the coded value holds.
+    ``read(start, end)`` returns the file's bytes ``[start, end)`` (all within ``size``).
     """
-    n = data.size
     p = pos + 8
-    if p + 8 > n:
+    if p + 8 > size:
         return coded
-    sec1 = int.from_bytes(bytes(data[p : p + 3]), "big")
-    flags = int(data[p + 7])
+    sec1_head = read(p, p + 8)
+    sec1 = int.from_bytes(sec1_head[0:3], "big")
+    flags = sec1_head[7]
     p += sec1
     for present in (flags & 0x80, flags & 0x40):  # section 2 (grid), section 3 (bitmap)
         if present:
-            if p + 3 > n:
+            if p + 3 > size:
                 return coded
-            p += int.from_bytes(bytes(data[p : p + 3]), "big")
-    if p + 3 > n:
+            p += int.from_bytes(read(p, p + 3), "big")
+    if p + 3 > size:
         return coded
-    sec4 = int.from_bytes(bytes(data[p : p + 3]), "big")
+    sec4 = int.from_bytes(read(p, p + 3), "big")
     if sec4 < 120:
         return (coded & 0x7FFFFF) * 120 - sec4 + 4
     return coded
@@ -119,7 +121,9 @@ def find_messages(data: np.ndarray) -> MessageIndex:
     )
     # GRIB1 messages over 8 MB: rare, resolved one by one
     for i in np.flatnonzero(is1 & ((length & GRIB1_LARGE_FLAG) != 0)):
-        length[i] = _grib1_large_length(data, int(cand[i]), int(length[i]))
+        length[i] = grib1_large_length(
+            lambda a, b: bytes(data[a:b]), n, int(cand[i]), int(length[i])
+        )
     min_len = np.where(is1, GRIB1_MIN_LENGTH, GRIB2_MIN_LENGTH)
     end = cand + length
     fits = (is1 | is2) & (length >= min_len) & (end <= n)
@@ -139,12 +143,19 @@ def find_messages(data: np.ndarray) -> MessageIndex:
         j = np.searchsorted(offsets, cand[bad], side="right") - 1
         inside = (j >= 0) & (cand[bad] < (offsets[np.maximum(j, 0)] + lengths[np.maximum(j, 0)]))
         bad = bad[~inside]
-    failures = [_describe(int(cand[i]), int(edition[i]), int(length[i]), n, data) for i in bad]
+    failures = [
+        describe_failure(
+            int(cand[i]), int(edition[i]), int(length[i]), n, lambda a, b: bytes(data[a:b])
+        )
+        for i in bad
+    ]
     return MessageIndex(offsets, lengths, editions, failures)
 
 
-def _describe(pos: int, edition: int, length: int, size: int, data: np.ndarray) -> MessageFailure:
-    """Why the ``GRIB`` at ``pos`` is not a valid message."""
+def describe_failure(
+    pos: int, edition: int, length: int, size: int, read: Callable[[int, int], bytes]
+) -> MessageFailure:
+    """Why the ``GRIB`` at ``pos`` is not a valid message (``read(start, end)``: file bytes)."""
     if pos + 8 > size or (edition == 2 and pos + 16 > size):
         return MessageFailure(pos, "truncated GRIB header at end of file")
     if edition not in (1, 2):
@@ -158,7 +169,7 @@ def _describe(pos: int, edition: int, length: int, size: int, data: np.ndarray) 
     minimum = GRIB1_MIN_LENGTH if edition == 1 else GRIB2_MIN_LENGTH
     if length < minimum:
         return MessageFailure(pos, f"GRIB{edition} message length {length} is too small")
-    found = bytes(data[pos + length - 4 : pos + length])
+    found = read(pos + length - 4, pos + length)
     return MessageFailure(
         pos,
         f"GRIB{edition} message of length {length} does not end with '7777' "
