@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vzsql
-from vzsql.errors import CorruptSourceError
+from vzsql.errors import CorruptSourceError, StaleSourceError
 from vzsql.remote_io import read_stats, reset_read_stats
 from vzsql.scanners.grib import scan_grib, scan_grib_report
 from vzsql.scanners.grib_messages import find_messages
@@ -296,3 +296,26 @@ def test_real_files_give_the_tables_of_whole_messages(tmp_path: Path, name: str)
     path = tmp_path / name
     path.write_bytes((DATA / name).read_bytes())
     _same_tables(scan_grib(str(path)), scan_grib_report(str(path), heads_only=False).tables)
+
+
+def test_an_object_that_shrinks_while_scanned_is_stale() -> None:
+    raw = b"".join(_POOL)
+    window = _Window(len(raw) + 1000, lambda a, b: raw[a:b], uri="s3://b/shrunk.grib")
+    with pytest.raises(StaleSourceError, match="changed while it was scanned"):
+        walk_messages(window)
+
+
+def test_small_messages_are_read_many_per_request(tmp_path: Path) -> None:
+    """Messages of a few KB: read through in 1 MiB requests, not one request each."""
+    fields = grid_fields(names=["t"], levels=list(range(100, 1000, 10)), steps=[0, 6, 12])
+    raw = _fields_file(tmp_path, "small.grib2", fields).read_bytes()
+    requests: list[tuple[int, int]] = []
+
+    def fetch(a: int, b: int) -> bytes:
+        requests.append((a, b))
+        return raw[a:b]
+
+    found = walk_messages(_Window(len(raw), fetch))
+    assert len(found.index) == len(fields) == 270
+    assert len(requests) <= len(raw) // 2**20 + 3, requests
+    assert sum(b - a for a, b in requests) <= len(raw) + 2**20

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from vzsql.errors import StaleSourceError
 from vzsql.remote_io import open_remote
 from vzsql.scanners.grib_messages import (
     END_MAGIC,
@@ -76,7 +77,8 @@ class _Window:
     (the start of the message being read, so its metadata can be sliced out at the end).
     """
 
-    def __init__(self, size: int, fetch: Fetch | None, buf: Any = b"") -> None:
+    def __init__(self, size: int, fetch: Fetch | None, buf: Any = b"", uri: str = "") -> None:
+        self.uri = uri
         self.size = size
         self.fetch = fetch
         self.buf: Any = buf
@@ -102,12 +104,23 @@ class _Window:
             hi = min(self.size, max(end, start + (self.ahead if ahead is None else ahead)))
             if self.base <= start <= self.end:  # extend: keep what is still needed
                 lo = max(self.base, min(start, self.keep_from))
-                self.buf = self.buf[lo - self.base :] + self.fetch(self.end, hi)
+                self.buf = self.buf[lo - self.base :] + self._fetch(self.end, hi)
                 self.base = lo
             else:
-                self.buf = self.fetch(start, hi)
+                self.buf = self._fetch(start, hi)
                 self.base = start
         return bytes(self.buf[start - self.base : end - self.base])
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        assert self.fetch is not None
+        data = self.fetch(start, end)
+        if len(data) != end - start:  # the object shrank since its size was read
+            raise StaleSourceError(
+                f"ranged read of bytes [{start}, {end}) returned {len(data)} bytes: the "
+                f"object changed while it was scanned (size was {self.size})",
+                source=self.uri,
+            )
+        return data
 
     def find(self, start: int) -> int:
         """Offset of the first ``GRIB`` at or after ``start``, or -1 (searched window by window)."""
@@ -272,7 +285,7 @@ def open_window(uri: str, storage_options: dict[str, Any] | None) -> Iterator[_W
     if local_path(uri) is None:
         # the thread's read policy (retries, timeouts) and read counters apply to each range
         remote = open_remote(uri, storage_options)
-        yield _Window(remote.size, remote.fetcher.fetch)
+        yield _Window(remote.size, remote.fetcher.fetch, uri=uri)
         return
     with open_source(uri, storage_options) as f:
         try:
