@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vzsql
-from vzsql.ops import check_fast
+from vzsql.ops import check_fast, check_ranges
 from vzsql.ops.check_fast import FAST_CHECKS, fast_chunk_checks
 from vzsql.ops.checks import run_check
 from vzsql.tables import CHUNKS_SCHEMA, Tables, empty
@@ -72,11 +72,13 @@ def manifests(draw: st.DrawFn) -> Tables:
     if draw(st.booleans()):
         keys = draw(st.permutations(keys))
     cursor, last = [0, 0, 0], [0, 0, 0]
+    per_array = draw(st.booleans())
     rows = []
     for name, index in keys:
         inline = draw(st.integers(0, 9)) == 0
         length = draw(st.integers(0, 6))
-        sid = draw(st.integers(0, 2))
+        # a file per array (long blocks of rows) or any file
+        sid = sum(map(ord, name)) % 3 if per_array else draw(st.integers(0, 2))
         offset = cursor[sid] + draw(st.integers(0, 2))  # back to back, or a gap
         how = draw(st.integers(0, 9))
         if how == 0:
@@ -124,13 +126,15 @@ def manifests(draw: st.DrawFn) -> Tables:
 
 @contextmanager
 def few_runs(n: int) -> Iterator[None]:
-    """Force the run-by-run (n large) or the per-row lookup (n = 0) way of computing keys."""
-    saved = check_fast._FEW_RUNS
+    """Force the run-by-run (n large) or the per-row lookup (n = 0) way of computing keys,
+    and (n = 0) the overlap search through blocks however short they are."""
+    saved = check_fast._FEW_RUNS, check_ranges._ROWS_PER_BLOCK
     check_fast._FEW_RUNS = n
+    check_ranges._ROWS_PER_BLOCK = min(n, 4)
     try:
         yield
     finally:
-        check_fast._FEW_RUNS = saved
+        check_fast._FEW_RUNS, check_ranges._ROWS_PER_BLOCK = saved
 
 
 def same_rows(fast: pa.Table, ref: pa.Table) -> None:

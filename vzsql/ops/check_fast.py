@@ -20,11 +20,9 @@ Which path runs:
   repeated keys (a key is never shared by a fitting and a non-fitting row).
 - ``missing_chunks`` is built here (its rows may outnumber the chunk rows): missing
   positions turned back into indices by mixed-radix decomposition, in the SQL's order.
-- ``overlapping_ranges``: rows are cut into blocks where the source stays the same and
-  offsets do not decrease (one block per array and file when rows are sorted by
-  (array, source, offset)); a block overlaps within itself iff one range ends after the
-  next starts, and blocks of a file overlap iff, sorted by start, one ends after the next
-  begins. Only the files found overlapping go to the SQL, which names the culprits.
+- ``overlapping_ranges`` is ``vzsql.ops.check_ranges``: files are found overlapping in
+  numpy (no sort when rows are in (source, offset) order per array), and only their rows
+  go to the SQL.
 - The whole check runs as SQL instead (``fast_chunk_checks`` returns nothing for it) when
   the ``index`` column has nulls, array names repeat or a shape is null, or the grids are
   too large for 64-bit keys.
@@ -196,11 +194,11 @@ def chunk_keys(chunks: pa.Table, g: Grids) -> Keys | None:
     return Keys(fits=fits, key=key)
 
 
-def _sql(name: str, tables: Tables, chunks: pa.Table) -> pa.Table:
-    """The reference query over the problem rows only."""
-    if chunks.num_rows == 0:
+def sql_over_rows(name: str, tables: Tables, rows: np.ndarray) -> pa.Table:
+    """The reference query over the chunk rows at positions ``rows`` only."""
+    if len(rows) == 0:
         return PROBLEMS_SCHEMA.empty_table()
-    tables_ = tables.as_dict() | {"chunks": chunks}
+    tables_ = tables.as_dict() | {"chunks": tables.chunks.take(rows)}
     return query(f"checks/{name}", tables_).cast(PROBLEMS_SCHEMA)
 
 
@@ -251,7 +249,6 @@ def key_checks(tables: Tables, names: Sequence[str]) -> dict[str, pa.Table]:
     keys = chunk_keys(tables.chunks, g) if g is not None else None
     if g is None or keys is None:
         return {}
-    chunks = tables.chunks
     out: dict[str, pa.Table] = {}
     misfits = np.flatnonzero(~keys.fits)
     all_fit = len(misfits) == 0
@@ -262,14 +259,14 @@ def key_checks(tables: Tables, names: Sequence[str]) -> dict[str, pa.Table]:
     else:
         present, repeated = _sort_keys(fitting)
     if "index_outside_grid" in names:
-        out["index_outside_grid"] = _sql("index_outside_grid", tables, chunks.take(misfits))
+        out["index_outside_grid"] = sql_over_rows("index_outside_grid", tables, misfits)
     if "duplicate_chunk_keys" in names:
         rows = misfits
         if len(repeated):
             hit = np.isin(fitting, repeated)
             hits = np.flatnonzero(hit) if all_fit else np.flatnonzero(keys.fits)[hit]
             rows = np.union1d(misfits, hits)
-        out["duplicate_chunk_keys"] = _sql("duplicate_chunk_keys", tables, chunks.take(rows))
+        out["duplicate_chunk_keys"] = sql_over_rows("duplicate_chunk_keys", tables, rows)
     if "missing_chunks" in names:
         parts = []
         for a in sorted(range(len(g.names)), key=lambda a: g.names[a]):
@@ -284,63 +281,12 @@ def key_checks(tables: Tables, names: Sequence[str]) -> dict[str, pa.Table]:
     return out
 
 
-def _blocks(chunks: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[int]]:
-    """Blocks of rows (source, first offset, last end) and the sources overlapping inside one."""
-    src_parts, lo_parts, hi_parts = [], [], []
-    flagged: set[int] = set()
-    for batch in chunks.select(["source_id", "offset", "length", "data"]).to_batches():
-        ref = pc.and_(
-            pc.and_(batch["data"].is_null(), batch["source_id"].is_valid()),
-            pc.and_(
-                batch["offset"].is_valid(), pc.fill_null(pc.greater(batch["length"], 0), False)
-            ),
-        )
-        if ref.false_count:
-            batch = batch.filter(ref)
-        if batch.num_rows == 0:
-            continue
-        src = batch["source_id"].to_numpy()
-        off = batch["offset"].to_numpy()
-        stop = off + batch["length"].to_numpy()
-        same = src[1:] == src[:-1]
-        breaks = np.flatnonzero(~same | (off[1:] < off[:-1]))
-        inner = same & (off[1:] >= off[:-1]) & (stop[:-1] > off[1:])
-        if inner.any():
-            flagged.update(np.unique(src[:-1][inner]).tolist())
-        del same, inner
-        starts = np.concatenate(([0], breaks + 1))
-        ends = np.concatenate((breaks, [len(src) - 1]))
-        src_parts.append(src[starts])
-        lo_parts.append(off[starts])
-        hi_parts.append(stop[ends])
-    if not src_parts:
-        return np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int64), flagged
-    return (
-        np.concatenate(src_parts),
-        np.concatenate(lo_parts),
-        np.concatenate(hi_parts),
-        flagged,
-    )
-
-
-def overlapping_ranges(tables: Tables) -> pa.Table:
-    """``overlapping_ranges``: overlapping files found here, their culprits named by the SQL."""
-    chunks = tables.chunks
-    src, lo, hi, flagged = _blocks(chunks)
-    order = np.lexsort((lo, src))
-    src, lo, hi = src[order], lo[order], hi[order]
-    across = (src[1:] == src[:-1]) & (hi[:-1] > lo[1:])
-    flagged.update(np.unique(src[:-1][across]).tolist())
-    if not flagged:
-        return PROBLEMS_SCHEMA.empty_table()
-    rows = pc.is_in(chunks["source_id"], value_set=pa.array(sorted(flagged), pa.int32()))
-    return _sql("overlapping_ranges", tables, chunks.filter(rows))
-
-
 def fast_chunk_checks(tables: Tables, names: Sequence[str]) -> dict[str, pa.Table]:
     """Problem rows of the ``FAST_CHECKS`` in ``names`` (each as its SQL would give them);
     a check missing from the result could not take the fast path: run its SQL."""
     out = key_checks(tables, names)
     if "overlapping_ranges" in names:
+        from vzsql.ops.check_ranges import overlapping_ranges
+
         out["overlapping_ranges"] = overlapping_ranges(tables)
     return out
