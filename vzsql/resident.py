@@ -92,6 +92,8 @@ class ResidentChunks:
                 con.unregister("__vzsql_part")
             created = True
             del part, table
+            if not reordered:  # compress what came so far: uncompressed rows cost ~60 B each
+                con.execute(f"CHECKPOINT {DATABASE}").fetchall()
         if reordered:
             con.execute(
                 f"CREATE TABLE {TABLE} AS SELECT * EXCLUDE ({ROW}) FROM {target} ORDER BY {ROW}"
