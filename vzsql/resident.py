@@ -29,6 +29,7 @@ from vzsql.tables import conform
 
 DATABASE: Final = "resident"
 TABLE: Final = f"{DATABASE}.chunks"
+SLICE_ROWS: Final = 8 * 2**20  # rows copied (then compressed) at a time
 ROW: Final = "__vzsql_row"  # original row position while loading reordered files
 READ_STATEMENTS: Final = frozenset(
     {
@@ -84,16 +85,17 @@ class ResidentChunks:
                 if rows is None:
                     rows = pa.nulls(table.num_rows, pa.int64())
                 part = table.append_column(ROW, rows.cast(pa.int64()))
-            con.register("__vzsql_part", part)
-            try:
-                verb = f"INSERT INTO {target}" if created else f"CREATE TABLE {target} AS"
-                con.execute(f"{verb} SELECT * FROM __vzsql_part").fetchall()
-            finally:
-                con.unregister("__vzsql_part")
-            created = True
+            for lo in range(0, max(part.num_rows, 1), SLICE_ROWS):
+                con.register("__vzsql_part", part.slice(lo, SLICE_ROWS))
+                try:
+                    verb = f"INSERT INTO {target}" if created else f"CREATE TABLE {target} AS"
+                    con.execute(f"{verb} SELECT * FROM __vzsql_part").fetchall()
+                finally:
+                    con.unregister("__vzsql_part")
+                created = True
+                if not reordered:  # compress what came so far: uncompressed rows cost ~60 B
+                    con.execute(f"CHECKPOINT {DATABASE}").fetchall()
             del part, table
-            if not reordered:  # compress what came so far: uncompressed rows cost ~60 B each
-                con.execute(f"CHECKPOINT {DATABASE}").fetchall()
         if reordered:
             con.execute(
                 f"CREATE TABLE {TABLE} AS SELECT * EXCLUDE ({ROW}) FROM {target} ORDER BY {ROW}"
