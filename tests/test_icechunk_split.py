@@ -97,3 +97,40 @@ def test_slices_and_batches_cover_every_row_once(days: list[Path]) -> None:
         assert {names[i] for i in idx} == {name} and len(idx) <= 4
     for batch in commit_batches(slices, 9):
         assert sum(len(r) if not isinstance(r, slice) else r.stop - r.start for _, r in batch) <= 9
+
+
+def test_manifest_splitting_of_a_new_repository(tmp_path: Path, days: list[Path]) -> None:
+    """Arrays with more chunks than ``refs_per_manifest`` get split manifests (along their
+    first dimension); values read back are the originals, also after an append."""
+    m = concat_time([scanned(p) for p in days[:2]])
+    m.to_icechunk(tmp_path / "repo", refs_per_manifest=2, max_refs_per_commit=5)
+    repo = ic.Repository.open(ic.local_filesystem_storage(str(tmp_path / "repo")))
+    splitting = repo.config.manifest.splitting
+    assert splitting is not None
+    rules = {str(k): v for k, v in splitting.to_dict().items()}
+    assert rules and all("^/" in k for k in rules)
+    scanned(days[2]).to_icechunk(tmp_path / "repo", append_dim="time", refs_per_manifest=2)
+    with xr.open_mfdataset(days, combine="by_coords") as ref:
+        ref = ref.load()
+    ds = read_back(tmp_path / "repo")
+    for name in ref.variables:
+        np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
+    manifests = list((tmp_path / "repo" / "manifests").iterdir())
+    plain = tmp_path / "plain"
+    m.to_icechunk(plain, refs_per_manifest=None)
+    again = ic.Repository.open(ic.local_filesystem_storage(str(plain)))
+    assert again.config.manifest is None or again.config.manifest.splitting is None
+    assert len(manifests) > len(list((plain / "manifests").iterdir()))
+
+
+def test_split_sizes_follow_the_grid() -> None:
+    import pyarrow as pa
+
+    from vzsql.writers.icechunk_splitting import split_sizes
+
+    rows = [("a", 0, c) for c in range(100)] + [("a", 1, c) for c in range(10)]
+    rows += [("small", 0, 0)]
+    grid = pa.table({k: [r[i] for r in rows] for i, k in enumerate(("array", "dim", "chunk"))})
+    assert split_sizes(grid, 250) == {"a": 25}  # 25 steps x 10 chunks per manifest
+    assert split_sizes(grid, 5) == {"a": 1}
+    assert split_sizes(grid, 10_000) == {}

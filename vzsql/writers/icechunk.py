@@ -60,6 +60,7 @@ from vzsql.writers.icechunk_repo import (
 from vzsql.writers.icechunk_repo import (
     open_repo_readonly as open_repo_readonly,  # re-exported: README and tests import it here
 )
+from vzsql.writers.icechunk_splitting import REFS_PER_MANIFEST, manifest_splitting
 from vzsql.writers.ref_bounds import check_refs_inside_sources
 from vzsql.zarr_meta import hierarchy
 
@@ -167,6 +168,7 @@ def to_icechunk(
     storage_options: dict[str, Any] | None = None,
     retries: int = 0,
     max_refs_per_commit: int = MAX_REFS_PER_COMMIT,
+    refs_per_manifest: int | None = REFS_PER_MANIFEST,
 ) -> str:
     """Write ``tables`` to an Icechunk repository as one commit; return the snapshot id.
 
@@ -184,6 +186,10 @@ def to_icechunk(
     repository (chunks not written yet read as the fill value). If a later part fails, the
     branch is reset to where it was before the export (only if nobody else committed since),
     and a repository this call created is removed; the last snapshot id is returned.
+
+    A repository created here splits the manifest of every array with more than
+    ``refs_per_manifest`` chunks along its first dimension (None: one manifest per array,
+    Icechunk's default), so later commits and appends rewrite only the pieces they touch.
     """
     check_refs_inside_sources(tables)
     refs = source_refs(tables, checksum)
@@ -196,7 +202,8 @@ def to_icechunk(
     )
     local_dir = repository_target(target).local_dir
     dir_existed = local_dir is not None and os.path.exists(local_dir)
-    repo, created = open_repository(target, prefixes, storage_options)
+    splitting = manifest_splitting(tables.grid, refs_per_manifest)
+    repo, created = open_repository(target, prefixes, storage_options, splitting)
     start: str | None = None  # the branch tip before the export
     snap: str | None = None
     try:

@@ -156,12 +156,16 @@ def repository_target(target: Any) -> _Target:
 
 
 def open_repository(
-    target: Any, prefixes: list[str], storage_options: dict[str, Any] | None = None
+    target: Any,
+    prefixes: list[str],
+    storage_options: dict[str, Any] | None = None,
+    splitting: Any = None,
 ) -> tuple[Any, bool]:
     """Open (or create) the repository with containers for ``prefixes`` authorised.
 
     Returns the repository and whether this call created it. The new containers are in the
-    repository's config but not saved yet (``save_config`` after the commit).
+    repository's config but not saved yet (``save_config`` after the commit). A repository
+    created here gets the manifest ``splitting`` (``vzsql.writers.icechunk_splitting``).
     """
     import icechunk as ic
 
@@ -197,6 +201,8 @@ def open_repository(
                 )
             created = not os.path.exists(t.local_dir)
             os.makedirs(t.local_dir, exist_ok=True)
+        if splitting is not None:
+            config.manifest = ic.ManifestConfig(splitting=splitting)
         repo = ic.Repository.create(t.storage, config=config, authorize_virtual_chunk_access=creds)
         return repo, True
     except VzsqlError:
