@@ -187,9 +187,9 @@ class Manifest:
         """Commit the manifest to an Icechunk repository (path, Storage or Repository).
 
         Keywords: ``branch``, ``message``, ``tag``, ``append_dim``, ``overwrite``,
-        ``checksum``, ``storage_options``, ``retries``, ``refs_per_manifest`` (manifest splitting of
-        a new repository), ``max_refs_per_commit`` (writes
-        larger than Icechunk's per-commit limit become several commits; see
+        ``checksum``, ``storage_options``, ``retries``, ``refs_per_manifest`` (manifest
+        splitting of a new repository), ``max_refs_per_commit`` (writes larger than
+        Icechunk's per-commit limit become several commits; see
         ``vzsql.writers.icechunk.to_icechunk``). Returns the (last) snapshot id.
         """
         from vzsql.writers.icechunk import to_icechunk
