@@ -36,6 +36,7 @@ FORMAT_VERSION = 2  # written
 READ_VERSIONS = (1, 2)
 CHUNK_FILE = re.compile(r"part-[0-9]{5,}\.parquet")
 ROWS_PER_FILE = 16 * 2**20  # chunk rows per Parquet file (version 2)
+LOAD_BATCH_ROWS = 2**21  # rows decoded at a time when loading into DuckDB storage
 
 
 def is_manifest_dir(path: str | os.PathLike[str]) -> bool:
@@ -143,10 +144,11 @@ def load_in_parts(
         return small, iter([(_read_table(src, "chunks"), None)])
 
     def parts() -> Iterator[tuple[pa.Table, pa.Array | None]]:
-        files = header["chunk_files"]
-        if not files:
-            yield empty("chunks"), None
-        for table, row in iter_chunk_files(src / "chunks", files):
+        any_rows = False
+        for table, row in iter_chunk_files(src / "chunks", header["chunk_files"], LOAD_BATCH_ROWS):
+            any_rows = True
             yield conform("chunks", table), None if row is None else pa.array(row)
+        if not any_rows:  # no file, or files without rows
+            yield empty("chunks"), None
 
     return small, parts()

@@ -185,8 +185,14 @@ def write_chunks(chunks: pa.Table, folder: Path, rows_per_file: int) -> list[str
 
 
 # -- decode ----------------------------------------------------------------------------------
-def decode_chunks(stored: pa.Table) -> tuple[pa.Table, np.ndarray | None]:
-    """Stored columns of one file -> chunk rows in the contract schema, and their ``row``."""
+def decode_chunks(
+    stored: pa.Table, carry: tuple[int, int] | None = None
+) -> tuple[pa.Table, np.ndarray | None]:
+    """Stored columns of one file -> chunk rows in the contract schema, and their ``row``.
+
+    ``carry``: when ``stored`` is a later batch of a file, ``(source_id, end)`` of the row
+    before it (see ``carried``), whose byte run the batch's first row may continue.
+    """
     missing = [c for c in ("array", "index_ndim", "offset_gap") if c not in stored.column_names]
     if missing:
         raise ManifestFormatError(f"chunks file lacks stored column(s) {missing}")
@@ -219,11 +225,14 @@ def decode_chunks(stored: pa.Table) -> tuple[pa.Table, np.ndarray | None]:
     sid_col, gap_col, len_col = stored["source_id"], stored["offset_gap"], stored["length"]
     sid, gap, length = _ints(sid_col, 0), _ints(gap_col, 0), _ints(len_col, 0)
     gap_valid = _valid(gap_col)
-    start = run_starts(sid, _valid(sid_col), gap_valid, _valid(len_col))
+    start = run_starts(sid, _valid(sid_col), gap_valid, _valid(len_col))  # start[0] always
     # offset[i] = gap[i] + (start[i] ? 0 : offset[i-1] + length[i-1]): a cumulative sum of
     # gap[i] + length[i-1] restarted at every run start
     step = gap.copy()
     step[1:] += np.where(start[1:], 0, length[:-1])
+    sid_valid = _valid(sid_col)
+    if n and carry is not None and sid_valid[0] and gap_valid[0] and sid[0] == carry[0]:
+        step[0] += carry[1]  # continues the previous batch's run: offset = end + gap
     total = np.cumsum(step)
     firsts = np.flatnonzero(start)  # runs are few: one per file and array
     base = total[firsts] - step[firsts]  # the running sum before each run
@@ -246,18 +255,37 @@ def decode_chunks(stored: pa.Table) -> tuple[pa.Table, np.ndarray | None]:
     return out, row
 
 
+def carried(table: pa.Table) -> tuple[int, int] | None:
+    """``(source_id, offset + length)`` of the last decoded row, if a byte run can go on
+    from it (file, offset and length all set), else None."""
+    if table.num_rows == 0:
+        return None
+    last = table.slice(table.num_rows - 1, 1).select(["source_id", "offset", "length"])
+    sid, off, length = (last[c][0].as_py() for c in ("source_id", "offset", "length"))
+    if sid is None or off is None or length is None:
+        return None
+    return int(sid), int(off) + int(length)
+
+
 def iter_chunk_files(
-    folder: Path, files: list[str]
+    folder: Path, files: list[str], batch_rows: int | None = None
 ) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
-    """Decoded chunk files one at a time: the rows and their original positions (or None)."""
+    """Decoded chunk rows, a file (or, with ``batch_rows``, a batch of a file's rows) at a
+    time: the rows and their original positions (or None)."""
     for name in files:
         try:
-            stored = pq.read_table(folder / name)
+            if batch_rows is None:
+                yield decode_chunks(pq.read_table(folder / name))
+                continue
+            carry = None
+            for batch in pq.ParquetFile(folder / name).iter_batches(batch_size=batch_rows):
+                table, row = decode_chunks(pa.Table.from_batches([batch]), carry)
+                carry = carried(table)
+                yield table, row
         except (OSError, ValueError) as e:
             raise ManifestFormatError(
                 f"chunks file {name!r} unreadable: {e}", source=str(folder)
             ) from e
-        yield decode_chunks(stored)
 
 
 def read_chunks(folder: Path, files: list[str]) -> pa.Table:

@@ -96,6 +96,7 @@ class ResidentChunks:
                 if not reordered:  # compress what came so far: uncompressed rows cost ~60 B
                     con.execute(f"CHECKPOINT {DATABASE}").fetchall()
             del part, table
+            pa.default_memory_pool().release_unused()  # the decoded file's buffers
         if reordered:
             con.execute(
                 f"CREATE TABLE {TABLE} AS SELECT * EXCLUDE ({ROW}) FROM {target} ORDER BY {ROW}"
