@@ -53,7 +53,11 @@ def test_readme_queries_answer_the_same(nemo, resident, name):
     params = {k: v for k, v in known.items() if f"${k}" in README_QUERIES[name]} or None
     a = nemo.sql(README_QUERIES[name], params).to_arrow_table()
     b = resident.sql(README_QUERIES[name], params).to_arrow_table()
-    assert a.equals(b), name
+    # the same rows (ties of an ORDER BY may come in either order)
+    keys = [
+        (c, "ascending") for c in a.column_names if not pa.types.is_nested(a.schema.field(c).type)
+    ]
+    assert a.sort_by(keys).equals(b.sort_by(keys)), name
     if "gaps" not in name and "duplicate" not in name:  # those find no problem here
         assert a.num_rows > 0
 
