@@ -379,8 +379,9 @@ def main() -> int:
         "--heavy-max",
         type=float,
         default=2e7,
-        help="largest size for vzsql's Icechunk export, which peaks at ~510 B/ref "
-        "today (~50 GB at 1e8: Icechunk's session holds every reference of a commit)",
+        help="largest size for vzsql's Icechunk export: Icechunk's session holds ~500 B "
+        "per reference of a commit (1e8 in commits of 5e6, see --icechunk-commit-refs: "
+        "+8.3 GB)",
     )
     ap.add_argument(
         "--icechunk-commit-refs",
