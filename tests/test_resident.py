@@ -236,3 +236,20 @@ def test_loading_in_batches_equals_loading_whole_files(nemo, tmp_path, batch_row
             assert np.array_equal(np.concatenate(rows), whole[0][1])
         loaded = vzsql.open_manifest(folder, storage="duckdb")
         assert loaded.tables.chunks.equals(load_tables(folder).chunks)
+
+
+@pytest.mark.parametrize("storage", ["arrow", "duckdb"])
+def test_manifests_pickle_after_queries(nemo, storage):
+    """A manifest whose connection is open (after sql/info) pickles for process pools and
+    dask workers; it comes back with the same storage, tables and allow-list."""
+    import pickle
+
+    m = nemo.with_storage(storage)
+    m.allow = nemo.allow
+    before = m.sql("SELECT count(*) FROM chunks").fetchall()
+    again = pickle.loads(pickle.dumps(m))
+    assert again.storage == storage
+    assert again.sql("SELECT count(*) FROM chunks").fetchall() == before
+    for name, table in nemo.tables.as_dict().items():
+        assert again.table(name).equals(table), name
+    assert again.allow == m.allow

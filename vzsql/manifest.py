@@ -89,6 +89,19 @@ class Manifest:
         m._fill_resident(tables, parts, memory_limit, temp_directory)
         return m
 
+    # -- pickling (dask workers, process pools): tables travel as Arrow, connections don't --
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "tables": self.tables,
+            "storage": self.storage,
+            "failures": self.failures,
+            "allow": self.allow,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Manifest.__init__(self, state["tables"], storage=state["storage"])
+        self.failures, self.allow = state["failures"], state["allow"]
+
     # -- tables ---------------------------------------------------------------------------
     @property
     def storage(self) -> Storage:
