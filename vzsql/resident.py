@@ -93,8 +93,8 @@ class ResidentChunks:
                 finally:
                     con.unregister("__vzsql_part")
                 created = True
-                if not reordered:  # compress what came so far: uncompressed rows cost ~60 B
-                    con.execute(f"CHECKPOINT {DATABASE}").fetchall()
+                # compress what came so far: uncompressed rows cost ~60 B each
+                con.execute(f"CHECKPOINT {DATABASE}").fetchall()
             del part, table
             pa.default_memory_pool().release_unused()  # the decoded file's buffers
         if reordered:
