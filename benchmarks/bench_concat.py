@@ -39,6 +39,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from benchmarks.common import virtualizarr_each_then_concat, virtualizarr_mfdataset  # noqa: E402
 from vzsql.memory import PeakRSS  # noqa: E402
 
 VARS = ("tas", "pr", "uas", "vas")
@@ -113,38 +114,14 @@ def bench_files(n_files: int) -> None:
         t_stats, _ = timed("vzsql: stats()", m.stats)
         assert problems.num_rows == 0, problems.to_pylist()[:3]
 
-        from obspec_utils.registry import ObjectStoreRegistry
-        from obstore.store import LocalStore
-        from virtualizarr import open_virtual_dataset, open_virtual_mfdataset
-        from virtualizarr.parsers import HDFParser
-
-        registry = ObjectStoreRegistry({"file://": LocalStore()})
-
-        def vz_mf() -> Any:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return open_virtual_mfdataset(
-                    uris,
-                    registry=registry,
-                    parser=HDFParser(),
-                    combine="by_coords",
-                    data_vars="minimal",
-                    coords="minimal",
-                    compat="override",
-                )
-
-        def vz_each() -> Any:
-            dss = [
-                open_virtual_dataset(u, registry=registry, parser=HDFParser()) for u in uris[::-1]
-            ]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return xr.concat(
-                    dss, dim="time", data_vars="minimal", coords="minimal", compat="override"
-                )
-
-        t_vz_mf, vds = timed("VirtualiZarr: open_virtual_mfdataset (by_coords)", vz_mf)
-        t_vz_each, _ = timed("VirtualiZarr: open_virtual_dataset x N + xr.concat", vz_each)
+        t_vz_mf, vds = timed(
+            "VirtualiZarr: open_virtual_mfdataset (by_coords)",
+            lambda: virtualizarr_mfdataset(uris),
+        )
+        t_vz_each, _ = timed(
+            "VirtualiZarr: open_virtual_dataset x N + xr.concat",
+            lambda: virtualizarr_each_then_concat(uris[::-1]),  # in date order
+        )
         ours = m2.to_xarray()["time"].values
         assert np.array_equal(ours, vds["time"].values), "combined time coordinates differ"
         assert np.array_equal(m.to_xarray()["tas"][-1].values, xr.open_dataset(paths[-1])["tas"][0])

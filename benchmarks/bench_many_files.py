@@ -30,7 +30,6 @@ import shutil
 import struct
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -45,6 +44,7 @@ sys.path.insert(0, str(HERE.parent))
 import h5py  # noqa: E402  (before netCDF4: see tests/conftest.py, two libhdf5 copies)
 import hdf5plugin  # noqa: E402,F401
 
+from benchmarks.common import virtualizarr_each_then_concat, virtualizarr_mfdataset  # noqa: E402
 from vzsql.memory import PeakRSS  # noqa: E402
 
 TIME_UNITS = "days since 1800-01-01"
@@ -235,7 +235,6 @@ def bench_vzsql(uris: list[str], subset: int, out: Path) -> Any:
 
 
 def bench_competitors(paths: list[Path], uris: list[str]) -> tuple[Any, Any]:
-    import xarray as xr
 
     n = len(uris)
     print(f"\n== competitors on a subset of {n} files ==", flush=True)
@@ -244,36 +243,14 @@ def bench_competitors(paths: list[Path], uris: list[str]) -> tuple[Any, Any]:
     mine = timed("vzsql.scan (subset)", n, lambda: vzsql.scan(uris))
     assert mine.tables.chunks.num_rows >= n
 
-    from obspec_utils.registry import ObjectStoreRegistry
-    from obstore.store import LocalStore
-    from virtualizarr import open_virtual_dataset, open_virtual_mfdataset
-    from virtualizarr.parsers import HDFParser
-
-    registry = ObjectStoreRegistry({"file://": LocalStore()})
-
-    def vz_mf() -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return open_virtual_mfdataset(
-                uris,
-                registry=registry,
-                parser=HDFParser(),
-                combine="by_coords",
-                data_vars="minimal",
-                coords="minimal",
-                compat="override",
-            )
-
-    def vz_each() -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            dss = [open_virtual_dataset(u, registry=registry, parser=HDFParser()) for u in uris]
-            return xr.concat(
-                dss, dim="time", data_vars="minimal", coords="minimal", compat="override"
-            )
-
-    vds = timed("VirtualiZarr open_virtual_mfdataset (by_coords)", n, vz_mf)
-    timed("VirtualiZarr open_virtual_dataset x N + xr.concat", n, vz_each)
+    vds = timed(
+        "VirtualiZarr open_virtual_mfdataset (by_coords)", n, lambda: virtualizarr_mfdataset(uris)
+    )
+    timed(
+        "VirtualiZarr open_virtual_dataset x N + xr.concat",
+        n,
+        lambda: virtualizarr_each_then_concat(uris),
+    )
 
     def kerchunk() -> Any:
         from kerchunk.combine import MultiZarrToZarr
