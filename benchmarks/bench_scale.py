@@ -38,8 +38,18 @@ sys.path.insert(0, str(HERE.parent))
 from vzsql.memory import PeakRSS, max_rss_bytes  # noqa: E402
 
 TOOLS = ("vzsql", "virtualizarr")
-HEAVY_MAX = [2e7]  # set from --heavy-max in a worker
+HEAVY_MAX = [1e8]  # set from --heavy-max in a worker
 COMMIT_REFS: list[int | None] = [None]  # set from --icechunk-commit-refs in a worker
+# references per Icechunk commit above AUTO_SPLIT_ABOVE references, unless given: Icechunk's
+# session holds ~500 B per reference of a commit (100M in one 50M commit: ~25 GB)
+AUTO_COMMIT_REFS = 5_000_000
+AUTO_SPLIT_ABOVE = 20_000_000
+
+
+def commit_refs(n: int) -> dict[str, int]:
+    """``max_refs_per_commit`` for an Icechunk export of ``n`` references (empty: vzsql's)."""
+    per = COMMIT_REFS[0] or (AUTO_COMMIT_REFS if n > AUTO_SPLIT_ABOVE else None)
+    return {"max_refs_per_commit": per} if per else {}
 
 
 def heavy(name: str, n: int, per_ref: int) -> bool:
@@ -212,11 +222,8 @@ def run_vzsql(n: int, work: Path) -> None:
         step(
             "export: Icechunk",
             n,
-            lambda: holder["m"].to_icechunk(
-                str(work / "ic"),
-                checksum="none",
-                **({"max_refs_per_commit": COMMIT_REFS[0]} if COMMIT_REFS[0] else {}),
-            ),
+            lambda: holder["m"].to_icechunk(str(work / "ic"), checksum="none", **commit_refs(n)),
+            **commit_refs(n),
         )
     holder.clear()
 
@@ -378,7 +385,7 @@ def main() -> int:
     ap.add_argument(
         "--heavy-max",
         type=float,
-        default=2e7,
+        default=1e8,
         help="largest size for vzsql's Icechunk export: Icechunk's session holds ~500 B "
         "per reference of a commit (1e8 in commits of 5e6, see --icechunk-commit-refs: "
         "+8.3 GB)",
@@ -387,8 +394,8 @@ def main() -> int:
         "--icechunk-commit-refs",
         type=float,
         default=0,
-        help="references per Icechunk commit (default: vzsql's, Icechunk's limit of 50M); "
-        "smaller commits bound Icechunk's session memory",
+        help="references per Icechunk commit (default: vzsql's, Icechunk's limit of 50M, "
+        "up to 2e7 references, 5e6 above); smaller commits bound Icechunk's session memory",
     )
     ap.add_argument("--worker", nargs=2, metavar=("TOOL", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
