@@ -17,11 +17,10 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-import duckdb
 import pyarrow as pa
 
 from vzsql.atomic import staged_file
-from vzsql.catalog import connect
+from vzsql.catalog import connect, run_named
 from vzsql.errors import ExportError, QueryError
 from vzsql.queries import load_query
 from vzsql.sources import local_path
@@ -57,18 +56,9 @@ def export_connection(tables: Tables) -> Any:
     return con
 
 
-def query(con: Any, name: str, params: dict[str, Any]) -> pa.Table:
-    """Run ``queries/<name>.sql`` with bound ``params`` as an Arrow table."""
-    try:
-        table: pa.Table = con.sql(load_query(name), params=params).to_arrow_table()
-    except duckdb.Error as e:
-        raise QueryError(f"query {name!r} failed: {e}") from e
-    return table
-
-
 def check_resolvable(con: Any, dest: str) -> None:
     """Raise ``ExportError`` naming the first chunk that is neither a reference nor inline."""
-    bad = query(con, "export/unresolved_chunks", {"limit": 1}).to_pylist()
+    bad = run_named(con, "export/unresolved_chunks", {"limit": 1}).to_pylist()
     if bad:
         row = bad[0]
         raise ExportError(

@@ -34,10 +34,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vzsql.atomic import staged_dir
+from vzsql.catalog import run_named
 from vzsql.errors import ExportError
 from vzsql.tables import Tables
 from vzsql.writers.kerchunk_extras import EXTRAS_KEY, extras_of
-from vzsql.writers.kerchunk_json import check_resolvable, export_connection, query
+from vzsql.writers.kerchunk_json import check_resolvable, export_connection
 from vzsql.writers.zarr_v2_meta import v2_documents
 
 ZMETADATA = ".zmetadata"
@@ -162,7 +163,7 @@ def write_kerchunk_parquet(
                 if not key.endswith("/.zarray"):
                     continue
                 array = key[: -len("/.zarray")]
-                chunks = query(con, "export/kerchunk_parquet_chunks", {"array": array})
+                chunks = run_named(con, "export/kerchunk_parquet_chunks", {"array": array})
                 _write_array_records(tmp, array, chunks, chunk_counts(doc), record_size)
             meta = {"metadata": docs, "record_size": record_size, EXTRAS_KEY: extras_of(tables)}
             (tmp / ZMETADATA).write_text(json.dumps(meta, separators=(",", ":")))
