@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vzsql.errors import CheckFailedError, SourceError
 from vzsql.ops.relations import query
@@ -162,7 +163,8 @@ def check(
 
 def raise_on_errors(problems: pa.Table) -> None:
     """Raise ``CheckFailedError`` (with the table) if ``problems`` has error rows."""
-    errors = [r for r in problems.to_pylist() if r["severity"] == "error"]
+    # only the error rows become Python dicts: info rows (missing chunks) may number millions
+    errors = problems.filter(pc.equal(problems["severity"], "error")).to_pylist()
     if not errors:
         return
     kinds: dict[str, int] = {}
