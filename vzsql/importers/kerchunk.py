@@ -27,9 +27,9 @@ from vzsql.catalog import connect
 from vzsql.errors import ReferenceFormatError, SourceError, VzsqlError
 from vzsql.manifest import Manifest
 from vzsql.queries import load_query
-from vzsql.scanners.grid import index_column
+from vzsql.scanners.grid import index_column, regular_grids
 from vzsql.sources import local_path, normalize_uri, stat_source
-from vzsql.tables import ARRAYS_SCHEMA, GRID_SCHEMA, GROUPS_SCHEMA, SOURCES_SCHEMA, Tables
+from vzsql.tables import ARRAYS_SCHEMA, GROUPS_SCHEMA, SOURCES_SCHEMA, Tables
 from vzsql.writers.kerchunk_extras import EXTRAS_KEY, parse_extras
 from vzsql.writers.zarr_v2_meta import arrays_row_from_v2, arrays_row_from_v3
 
@@ -398,23 +398,6 @@ def _metadata(
     return pa.Table.from_pylist(keys, schema=schema), {"arrays": arrays, "groups": groups}
 
 
-def _grid(arrays: list[dict[str, Any]]) -> pa.Table:
-    """Regular grid rows of every array (numpy per dimension)."""
-    cols: dict[str, list[Any]] = {"array": [], "dim": [], "chunk": [], "start": [], "length": []}
-    for row in arrays:  # a loop over arrays and dimensions
-        for d, (s, c) in enumerate(zip(row["shape"], row["chunk_shape"], strict=True)):
-            idx = np.arange(math.ceil(s / c) if c else 0, dtype=np.int64)
-            start = idx * c
-            cols["array"].append(pa.array([row["array"]] * idx.size, pa.string()))
-            cols["dim"].append(pa.array(np.full(idx.size, d, np.int16)))
-            cols["chunk"].append(pa.array(idx.astype(np.int32)))
-            cols["start"].append(pa.array(start))
-            cols["length"].append(pa.array(np.minimum(c, s - start)))
-    if not cols["array"]:
-        return GRID_SCHEMA.empty_table()
-    return pa.table({k: pa.concat_arrays(v) for k, v in cols.items()}).cast(GRID_SCHEMA)
-
-
 def _sources(
     urls: list[str], templates: dict[str, str], source: str,
     storage_options: dict[str, Any] | None, check: bool,
@@ -482,7 +465,11 @@ def _finish(
         {
             "sources": sources,
             "arrays": pa.Table.from_pylist(rows["arrays"], schema=ARRAYS_SCHEMA),
-            "grid": _grid(rows["arrays"]),
+            "grid": regular_grids(
+                [a["array"] for a in rows["arrays"]],
+                [a["shape"] for a in rows["arrays"]],
+                [a["chunk_shape"] for a in rows["arrays"]],
+            ),
             "chunks": chunks,
             "groups": pa.Table.from_pylist(
                 sorted(rows["groups"], key=lambda g: g["group"]), schema=GROUPS_SCHEMA
