@@ -268,20 +268,14 @@ def _chunks_table(refs: list[tuple[str, layout.StoredChunks]]) -> pa.Table:
     counted when scanning files of a few small arrays); inline chunks (rare) one per array.
     """
     pieces = []
-    names, counts, index, source_id, offset, length = [], [], [], [], [], []
+    pending: list[tuple[str, layout.StoredChunks]] = []  # references not yet in a table
     for path, s in refs:
-        n = len(s.offset)
-        if n:
-            names.append(path)
-            counts.append(n)
-            index.append(index_column(s.index))
-            source_id.append(s.source_id)
-            offset.append(s.offset)
-            length.append(s.length)
+        if len(s.offset):
+            pending.append((path, s))
         if s.inline_data:
-            if names:  # keep each array's references before its inline chunks
-                pieces.append(_refs_table(names, counts, index, source_id, offset, length))
-                names, counts, index, source_id, offset, length = [], [], [], [], [], []
+            if pending:  # keep each array's references before its inline chunks
+                pieces.append(_refs_table(pending))
+                pending = []
             m = len(s.inline_data)
             ndim = len(s.chunk_shape)
             inline_index = np.asarray(s.inline_index, np.int64).reshape(m, ndim)
@@ -298,29 +292,23 @@ def _chunks_table(refs: list[tuple[str, layout.StoredChunks]]) -> pa.Table:
                     schema=CHUNKS_SCHEMA,
                 )
             )
-    if names:
-        pieces.append(_refs_table(names, counts, index, source_id, offset, length))
+    if pending:
+        pieces.append(_refs_table(pending))
     return pa.concat_tables(pieces) if pieces else CHUNKS_SCHEMA.empty_table()
 
 
-def _refs_table(
-    names: list[str],
-    counts: list[int],
-    index: list[pa.ListArray],
-    source_id: list[np.ndarray[Any, Any]],
-    offset: list[np.ndarray[Any, Any]],
-    length: list[np.ndarray[Any, Any]],
-) -> pa.Table:
-    """Chunk references of several arrays (``counts[i]`` rows of ``names[i]``) as one table."""
-    total = sum(counts)
+def _refs_table(refs: list[tuple[str, layout.StoredChunks]]) -> pa.Table:
+    """The chunk references of several arrays (each with at least one) as one table."""
+    index = [index_column(s.index) for _, s in refs]
+    counts = [len(s.offset) for _, s in refs]
     return pa.table(
         {
-            "array": repeated_names(names, counts),
+            "array": repeated_names([path for path, _ in refs], counts),
             "index": pa.concat_arrays(index) if len(index) > 1 else index[0],
-            "source_id": pa.array(np.concatenate(source_id), pa.int32()),
-            "offset": pa.array(np.concatenate(offset), pa.int64()),
-            "length": pa.array(np.concatenate(length), pa.int64()),
-            "data": pa.nulls(total, pa.binary()),
+            "source_id": pa.array(np.concatenate([s.source_id for _, s in refs]), pa.int32()),
+            "offset": pa.array(np.concatenate([s.offset for _, s in refs]), pa.int64()),
+            "length": pa.array(np.concatenate([s.length for _, s in refs]), pa.int64()),
+            "data": pa.nulls(sum(counts), pa.binary()),
         },
         schema=CHUNKS_SCHEMA,
     )
