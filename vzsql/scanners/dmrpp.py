@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 from vzsql.codecs.encode import bytes_codec
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFilterError
 from vzsql.scanners.attr_json import attrs_texts, json_number
-from vzsql.scanners.grid import index_column, regular_grid, repeated_names
+from vzsql.scanners.grid import index_column, regular_grids, repeated_names
 from vzsql.scanners.hdf5_filters import pipeline_codecs
 from vzsql.scanners.netcdf3 import fill_json
 from vzsql.sources import SourceList, SourceStat, normalize_uri, open_source, stat_source
@@ -309,8 +309,11 @@ class _Scan:
 
 
 def _grids(arrays: list[dict[str, Any]]) -> pa.Table:
-    parts = [regular_grid(a["array"], a["shape"], a["chunk_shape"]) for a in arrays]
-    return pa.concat_tables(parts) if parts else regular_grid("", [], [])
+    return regular_grids(
+        [a["array"] for a in arrays],
+        [a["shape"] for a in arrays],
+        [a["chunk_shape"] for a in arrays],
+    )
 
 
 def _inline_chunk(array: str, ndim: int, raw: bytes) -> pa.Table:
