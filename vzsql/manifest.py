@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 Storage = Literal["arrow", "duckdb"]
 
 
+def _check_storage(storage: str) -> None:
+    if storage not in ("arrow", "duckdb"):
+        raise ValueError(f"storage must be 'arrow' or 'duckdb', not {storage!r}")
+
+
 class Manifest:
     """A chunk manifest: ``sources``, ``arrays``, ``grid``, ``chunks`` and ``groups`` tables."""
 
@@ -47,16 +52,15 @@ class Manifest:
         memory_limit: str | None = None,
         temp_directory: str | None = None,
     ) -> None:
-        """``storage="duckdb"`` keeps the chunk rows in DuckDB's compressed storage (~11 B
-        per reference instead of ~48 B as Arrow; see ``vzsql.resident``), spilling to
+        """``storage="duckdb"`` keeps the chunk rows in DuckDB's compressed storage (12-15 B
+        per reference instead of ~49 B as Arrow; see ``vzsql.resident``), spilling to
         ``temp_directory`` beyond ``memory_limit`` (DuckDB settings, e.g. ``"4GB"``)."""
         self._resident: ResidentChunks | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
+        _check_storage(storage)
         if storage == "arrow":
             self._tables = tables
             return
-        if storage != "duckdb":
-            raise ValueError(f"storage must be 'arrow' or 'duckdb', not {storage!r}")
         self._fill_resident(tables, [(tables.chunks, None)], memory_limit, temp_directory)
 
     def _fill_resident(
@@ -85,7 +89,6 @@ class Manifest:
         """A ``storage="duckdb"`` manifest whose chunk rows arrive in parts (a saved folder's
         files), so loading never holds all of them as Arrow."""
         m = cls.__new__(cls)
-        m._resident = None
         m._fill_resident(tables, parts, memory_limit, temp_directory)
         return m
 
@@ -116,7 +119,7 @@ class Manifest:
         if storage == self.storage and not options:
             return self
         out = Manifest(self.tables, storage=storage, **options)
-        out.failures, out.allow = self.failures, self.allow
+        out.failures = self.failures  # the allow-list is carried by derives_allow
         return out
 
     @property
@@ -340,19 +343,18 @@ def open_manifest(
 
     Reads of its sources are limited to ``allow`` (URL prefixes, or ``"recorded"`` to confirm
     the sources it records), ``VZSQL_ALLOW`` and the folder holding the manifest; see
-    ``vzsql.allowlist``. ``storage="duckdb"`` loads the chunk rows file by file into
+    ``vzsql.allowlist``. ``storage="duckdb"`` loads the chunk rows a batch at a time into
     DuckDB's compressed storage (see ``Manifest``), for manifests too large for Arrow.
     """
     from vzsql.allowlist import for_opened_manifest
     from vzsql.persist import load_in_parts, load_tables
 
+    _check_storage(storage)
     if storage == "duckdb":
         small, parts = load_in_parts(path)
         m = Manifest._resident_from_parts(small, parts, memory_limit, temp_directory)
-    elif storage == "arrow":
-        m = Manifest(load_tables(path))
     else:
-        raise ValueError(f"storage must be 'arrow' or 'duckdb', not {storage!r}")
+        m = Manifest(load_tables(path))
     m.allow = for_opened_manifest(path, allow, m.table("sources"))
     return m
 

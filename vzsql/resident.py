@@ -106,10 +106,6 @@ class ResidentChunks:
         con.execute(f"CREATE VIEW chunks AS SELECT * FROM {TABLE}").fetchall()
         return cls(con)
 
-    @property
-    def num_rows(self) -> int:
-        return int(self._con.sql(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0])
-
     def memory_bytes(self) -> tuple[int, int]:
         """Bytes of the table in memory and in DuckDB's temporary files (spilled)."""
         rows = self._con.sql(
