@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vzsql.catalog import connect
+from vzsql.catalog import _SAFE_CONFIG, connect
 from vzsql.errors import ReferenceFormatError, SourceError, VzsqlError
 from vzsql.manifest import Manifest
 from vzsql.queries import load_query
@@ -35,11 +35,6 @@ from vzsql.writers.zarr_v2_meta import arrays_row_from_v2, arrays_row_from_v3
 
 META_KEY = re.compile(r"(^|/)(\.zarray|\.zattrs|\.zgroup|\.zmetadata|zarr\.json)$")
 TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
-_CONFIG = {
-    "enable_external_access": False,
-    "autoload_known_extensions": False,
-    "autoinstall_known_extensions": False,
-}
 
 
 def from_kerchunk(
@@ -72,7 +67,7 @@ def read_kerchunk(
     """The manifest tables of a kerchunk reference set (see ``from_kerchunk``)."""
     text = os.fspath(path)
     fs, fpath = _fs(text, storage_options)
-    con = duckdb.connect(config=dict(_CONFIG))
+    con = duckdb.connect(config=dict(_SAFE_CONFIG))
     con.execute("SET enable_progress_bar = false")
     try:
         templates: dict[str, str] = {}
