@@ -449,10 +449,6 @@ def _finish(
     con.register("refs", refs)
     con.register("url_map", url_map)
     chunks = _query(con, "import/kerchunk_chunks")
-    if not any(g["group"] == "" for g in rows["groups"]) and rows["arrays"]:
-        rows["groups"].append(
-            {"group": "", "attrs": json.dumps(meta.get(".zattrs", {})), "attr_dtypes": None}
-        )
     if not any(g["group"] == "" for g in rows["groups"]):
         root_attrs = meta.get(".zattrs", {})
         rows["groups"].append({"group": "", "attrs": json.dumps(root_attrs), "attr_dtypes": None})
