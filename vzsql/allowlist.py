@@ -43,7 +43,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -122,7 +122,6 @@ class AllowList:
     # recorded local files not under a prefix, allowed if they look like data files
     data_files: frozenset[str] = frozenset()
     _seen: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
-    _index: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, prefixes: Iterable[str | os.PathLike[str]], origin: str = "user") -> AllowList:
@@ -136,18 +135,17 @@ class AllowList:
     def allows(self, uri: str) -> bool:
         ok = self._seen.get(uri)
         if ok is None:
-            ok = covered(self._prefix_set(), uri) or (
+            ok = covered(self.prefix_set, uri) or (
                 uri in self.data_files and looks_like_data_file(uri)
             )
             if len(self._seen) < 100_000:
                 self._seen[uri] = ok
         return ok
 
-    def _prefix_set(self) -> frozenset[str]:
-        found = self._index.get("prefixes")
-        if found is None:
-            found = self._index["prefixes"] = frozenset(self.prefixes)
-        return found
+    @cached_property
+    def prefix_set(self) -> frozenset[str]:
+        """``prefixes`` as a set, for ``covered`` (built on first use, then kept)."""
+        return frozenset(self.prefixes)
 
     def check(self, uri: str) -> None:
         """Raise ``SourceNotAllowedError`` unless ``uri`` passes the URL rules and a prefix."""
@@ -297,11 +295,8 @@ def _transfer(moves: Iterable[tuple[AllowList, str, str]], origin: str) -> Allow
     """
     exact: set[str] = set()
     data: set[str] = set()
-    sets: dict[int, frozenset[str]] = {}
     for allow, old, new in moves:
-        prefixes = sets.get(id(allow))
-        if prefixes is None:
-            prefixes = sets[id(allow)] = frozenset(allow.prefixes)
+        prefixes = allow.prefix_set
         if covered(prefixes, old) or (new != old and covered(prefixes, new)):
             exact.add(new)
         elif old in allow.data_files:
