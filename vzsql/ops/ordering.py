@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from vzsql.errors import ConcatWarning, InconsistentConcatError
 from vzsql.ops.coords import (
@@ -279,12 +278,9 @@ def choose_order(
 
 
 def _in_all(parts: list[Tables], name: str) -> bool:
+    """Whether every piece holds ``name`` with the first piece's dims (one filter)."""
     first = array_row(parts[0], name)["dims"]
-    for p in parts[1:]:
-        hit = p.arrays.filter(pc.equal(p.arrays["array"], name))
-        if hit.num_rows == 0 or hit["dims"].to_pylist()[0] != first:
-            return False
-    return True
+    return all(r is not None and r["dims"] == first for r in array_rows(parts, name)[1:])
 
 
 def _ordered(
