@@ -154,10 +154,7 @@ def sql(
 
     if storage not in ("arrow", "duckdb"):
         raise typer.BadParameter("--storage must be arrow or duckdb")
-    if storage == "duckdb":
-        m = vzsql.open_manifest(manifest, storage="duckdb", memory_limit=memory_limit)
-    else:
-        m = vzsql.open_manifest(manifest)
+    m = vzsql.open_manifest(manifest, storage=storage, memory_limit=memory_limit)  # type: ignore[arg-type]
     params: dict[str, Any] = {}
     for item in param or []:
         name, _, value = item.partition("=")
