@@ -9,6 +9,11 @@ sit inside an earlier message. Any other ``GRIB`` outside a message is a *failur
 edition, bad length, truncated, missing ``7777``) reported with its byte offset; junk that
 does not contain ``GRIB`` is ignored.
 
+The scanner itself walks messages by byte range (``grib_ranges.walk_messages``), which
+shares this module's length rules and failure reasons (``grib1_large_length``,
+``describe_failure``); ``find_messages``, a whole-buffer search written independently of
+that walk, is the reference the tests check the walk against.
+
 GRIB2 messages may hold several fields (sections 2-7, or 3-7, or 4-7 repeated).
 ``split_fields`` walks the sections of one message and rebuilds each field as a standalone
 single-field GRIB2 message (section 0 with a new length, section 1, the section 2/3 in force,
