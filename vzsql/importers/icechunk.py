@@ -76,19 +76,6 @@ def stored_chunk_shape(doc: dict[str, Any]) -> list[int]:
     return out
 
 
-def last_chunk_is_padded(doc: dict[str, Any], axis: int) -> bool:
-    """Whether the last chunk along ``axis`` decodes to more elements than the array holds."""
-    lengths = clipped_lengths(doc)[axis]
-    if not lengths:
-        return False
-    grid = doc["chunk_grid"]
-    if grid["name"] == "regular":
-        return bool(lengths[-1] < int(grid["configuration"]["chunk_shape"][axis]))
-    g = _grid(doc)
-    coords = tuple(len(lengths) - 1 if k == axis else 0 for k in range(g.ndim))
-    return bool(g[coords].codec_shape[axis] > lengths[-1])
-
-
 def array_row(
     name: str, doc: dict[str, Any], extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
