@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzsql.errors import InconsistentConcatError
+from vzsql.ops.relations import concat_tables
 from vzsql.tables import CHUNKS_SCHEMA, Tables
 
 Ints = np.ndarray[Any, Any]
@@ -53,7 +54,7 @@ def assemble_chunks(parts: Sequence[Tables], plan: pa.Table, source_map: pa.Tabl
     counts = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
     if not len(tables) or not counts.sum() or plan.num_rows == 0:
         return CHUNKS_SCHEMA.empty_table()
-    runs = Runs.of(_concat([t.select(["array"]) for t in tables])["array"], counts, plan)
+    runs = Runs.of(concat_tables([t.select(["array"]) for t in tables])["array"], counts, plan)
     kept = keep_rows(tables, runs)  # slices of the pieces: only index and source_id change
     runs = runs.kept()
     kept_counts = np.bincount(runs.piece, weights=runs.length, minlength=len(tables))
@@ -265,9 +266,9 @@ def keep_rows(tables: list[pa.Table], runs: Runs) -> pa.Table:
     """The kept rows of the stacked ``tables``: slices of the pieces' own tables (no copy)
     when the kept runs are few (typically: a run per piece and array), else one filter."""
     if runs.keep.all():
-        return _concat(tables)
+        return concat_tables(tables)
     if not runs.few_spans:
-        return _concat(tables).filter(pa.array(runs.rows(runs.keep)))
+        return concat_tables(tables).filter(pa.array(runs.rows(runs.keep)))
     begin, end, piece = runs.kept_spans
     if not len(begin):
         return tables[0].slice(0, 0)
@@ -276,12 +277,4 @@ def keep_rows(tables: list[pa.Table], runs: Runs) -> pa.Table:
         tables[p].slice(int(a - bounds[p]), int(b - a))
         for p, a, b in zip(piece.tolist(), begin.tolist(), end.tolist(), strict=True)
     ]
-    return _concat(slices)
-
-
-def _concat(tables: list[pa.Table]) -> pa.Table:
-    """``tables`` as one (zero-copy), unifying schemas only when they differ (nullability)."""
-    try:
-        return pa.concat_tables(tables)
-    except pa.ArrowInvalid:
-        return pa.concat_tables(tables, promote_options="permissive")
+    return concat_tables(slices)

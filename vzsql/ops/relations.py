@@ -51,6 +51,15 @@ def query(
             con.unregister(table_name)
 
 
+def concat_tables(tables: Sequence[pa.Table]) -> pa.Table:
+    """``tables`` as one (zero-copy): equal schemas (the usual case) concatenate without
+    unifying each one; schemas that differ (nullability) are unified."""
+    try:
+        return pa.concat_tables(tables)
+    except pa.ArrowInvalid:
+        return pa.concat_tables(tables, promote_options="permissive")
+
+
 def stack_pieces(
     parts: Sequence[Tables], names: Sequence[str] = TABLE_NAMES
 ) -> dict[str, pa.Table]:
@@ -65,10 +74,7 @@ def stack_pieces(
     for name in names:
         tables = [getattr(part, name) for part in parts]
         counts = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
-        try:  # equal schemas (the usual case) concatenate without unifying each one
-            stacked = pa.concat_tables(tables)
-        except pa.ArrowInvalid:
-            stacked = pa.concat_tables(tables, promote_options="permissive")
+        stacked = concat_tables(tables)
         piece = np.repeat(np.arange(len(tables), dtype=np.int32), counts)
         pos = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(
             np.cumsum(counts) - counts, counts
