@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from vzsql.codecs.v2_names import BLOSC_SHUFFLE_NAMES
 from vzsql.errors import UnsupportedFilterError
 
 FILTER_NAMES = {
@@ -42,8 +43,6 @@ FILTER_NAMES = {
 }
 
 _BLOSC_CNAMES = {0: "blosclz", 1: "lz4", 2: "lz4hc", 3: "snappy", 4: "zlib", 5: "zstd"}
-# blosc shuffle number -> Zarr v3 name (HDF5 blosc cd_values[5]; Zarr v2 blosc "shuffle")
-BLOSC_SHUFFLE = {0: "noshuffle", 1: "shuffle", 2: "bitshuffle"}
 
 
 def _cd(values: tuple[int, ...], i: int, default: int) -> int:
@@ -84,7 +83,7 @@ def filter_codec(
     if filter_id == 32001:
         compressor = _cd(cd, 6, 0)
         shuffle = _cd(cd, 5, 1)
-        if compressor not in _BLOSC_CNAMES or shuffle not in BLOSC_SHUFFLE:
+        if compressor not in _BLOSC_CNAMES or shuffle not in BLOSC_SHUFFLE_NAMES:
             raise UnsupportedFilterError(
                 f"blosc filter with unknown compressor {compressor} or shuffle {shuffle}",
                 filter_id=filter_id,
@@ -96,7 +95,7 @@ def filter_codec(
             "configuration": {
                 "cname": _BLOSC_CNAMES[compressor],
                 "clevel": _cd(cd, 4, 5),
-                "shuffle": BLOSC_SHUFFLE[shuffle],
+                "shuffle": BLOSC_SHUFFLE_NAMES[shuffle],  # HDF5 blosc cd_values[5]
                 "typesize": _cd(cd, 2, dtype.itemsize) or 1,
                 "blocksize": 0,
             },
