@@ -309,7 +309,7 @@ def tables_from(store: Any, docs: dict[str, dict[str, Any]], extra: dict[str, An
     tables = {
         "sources": _sources_table(uris, extra["sources"]),
         "arrays": pa.Table.from_pylist(array_rows) if array_rows else None,
-        "grid": _concat_columns(grid_parts),
+        "grid": grid_table(grid_parts) if grid_parts else None,
         "chunks": _chunks_table(chunk_parts, sid_of),
         "groups": pa.Table.from_pylist(group_rows) if group_rows else None,
     }
@@ -335,9 +335,8 @@ def _sources_table(uris: Iterable[str], recorded: dict[str, dict[str, Any]]) -> 
     return pa.Table.from_pylist(rows, schema=SOURCES_SCHEMA)
 
 
-def _concat_columns(parts: list[dict[str, np.ndarray]]) -> pa.Table | None:
-    if not parts:
-        return None
+def grid_table(parts: list[dict[str, np.ndarray]]) -> pa.Table:
+    """The ``grid`` table of ``grid_rows`` parts (at least one)."""
     return pa.table(
         {
             "array": pa.array(np.concatenate([p["array"] for p in parts]), pa.string()),

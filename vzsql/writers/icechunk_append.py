@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from vzsql.codecs.padded import CODEC_NAME
 from vzsql.errors import DuplicateSourceError, ExportError, InconsistentConcatError
-from vzsql.importers.icechunk import array_row, grid_rows, read_documents
+from vzsql.importers.icechunk import array_row, grid_rows, grid_table, read_documents
 from vzsql.ops.concat import apply_padding, describe_pieces, piece_problems, raise_problems
 from vzsql.ops.ordering import piece_label
 from vzsql.ops.relations import query
@@ -71,16 +71,7 @@ def repository_piece(existing: dict[str, dict[str, Any]], names: set[str]) -> Ta
     """
     rows = [array_row(p, existing[p]) for p in sorted(names)]
     grids = [grid_rows(p, existing[p]) for p in sorted(names)]
-    grid = pa.table(
-        {
-            "array": pa.array(np.concatenate([g["array"] for g in grids]), pa.string()),
-            "dim": pa.array(np.concatenate([g["dim"] for g in grids]).astype(np.int16)),
-            "chunk": pa.array(np.concatenate([g["chunk"] for g in grids]).astype(np.int32)),
-            "start": pa.array(np.concatenate([g["start"] for g in grids]).astype(np.int64)),
-            "length": pa.array(np.concatenate([g["length"] for g in grids]).astype(np.int64)),
-        }
-    )
-    return Tables.from_mapping({"arrays": pa.Table.from_pylist(rows), "grid": grid})
+    return Tables.from_mapping({"arrays": pa.Table.from_pylist(rows), "grid": grid_table(grids)})
 
 
 def plan_append(tables: Tables, existing: dict[str, dict[str, Any]], append_dim: str) -> AppendPlan:
