@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import Any, Protocol
 
 from vzsql.errors import RemoteReadError, SourceError, UnsupportedFormatError
-from vzsql.sources import local_path, open_source
+from vzsql.sources import fsspec_fs, local_path, open_source
 from vzsql.tables import Tables
 
 
@@ -115,10 +115,8 @@ def folder_format(names: list[str], path: str | None, uri: str) -> str:
 
 def _remote_listing(uri: str, storage_options: dict[str, Any] | None) -> list[str] | None:
     """Names directly under an object-store prefix, or None if there are none."""
-    import fsspec
-
     try:
-        fs, root = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+        fs, root = fsspec_fs(uri, storage_options)
         names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root.rstrip("/"), detail=False)]
     except (OSError, ValueError):
         return None

@@ -34,7 +34,7 @@ from vzsql.codecs.encode import bytes_codec
 from vzsql.codecs.v2_names import v3_codec
 from vzsql.errors import CorruptSourceError, SourceError, UnsupportedFormatError
 from vzsql.scanners.grid import regular_grid, repeated_names
-from vzsql.sources import local_etag, local_path, normalize_uri, stat_from_info
+from vzsql.sources import fsspec_fs, local_etag, local_path, normalize_uri, stat_from_info
 from vzsql.tables import (
     ARRAYS_SCHEMA,
     CHUNKS_SCHEMA,
@@ -114,9 +114,7 @@ def list_objects(uri: str, storage_options: dict[str, Any] | None) -> pa.Table:
                 mtimes.append(st.st_mtime_ns)
                 etags.append(local_etag(st))
     else:
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+        fs, root = fsspec_fs(uri, storage_options)
         try:
             found = fs.find(root, detail=True)
         except OSError as e:
