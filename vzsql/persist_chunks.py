@@ -224,13 +224,12 @@ def decode_chunks(
     )
     sid_col, gap_col, len_col = stored["source_id"], stored["offset_gap"], stored["length"]
     sid, gap, length = _ints(sid_col, 0), _ints(gap_col, 0), _ints(len_col, 0)
-    gap_valid = _valid(gap_col)
-    start = run_starts(sid, _valid(sid_col), gap_valid, _valid(len_col))  # start[0] always
+    sid_valid, gap_valid = _valid(sid_col), _valid(gap_col)
+    start = run_starts(sid, sid_valid, gap_valid, _valid(len_col))  # start[0] always
     # offset[i] = gap[i] + (start[i] ? 0 : offset[i-1] + length[i-1]): a cumulative sum of
     # gap[i] + length[i-1] restarted at every run start
     step = gap.copy()
     step[1:] += np.where(start[1:], 0, length[:-1])
-    sid_valid = _valid(sid_col)
     if n and carry is not None and sid_valid[0] and gap_valid[0] and sid[0] == carry[0]:
         step[0] += carry[1]  # continues the previous batch's run: offset = end + gap
     total = np.cumsum(step)
