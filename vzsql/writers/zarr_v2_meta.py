@@ -84,13 +84,18 @@ def _numcodecs_config(array: str, codec: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def zarray(array: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """The ``.zarray`` document of an array, from its Zarr v3 ``zarr.json`` document."""
+def refuse_rectilinear(array: str, doc: dict[str, Any]) -> None:
+    """Raise ``ExportError`` if the array document has a rectilinear chunk grid."""
     if is_rectilinear(doc):
         raise ExportError(
             "variable-length (rectilinear) chunks cannot be expressed in kerchunk references",
             array=array,
         )
+
+
+def zarray(array: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The ``.zarray`` document of an array, from its Zarr v3 ``zarr.json`` document."""
+    refuse_rectilinear(array, doc)
     ndim = len(doc["shape"])
     zdtype = _zdtype(
         json.dumps(doc["data_type"]) if isinstance(doc["data_type"], dict) else doc["data_type"]
@@ -180,11 +185,8 @@ def v3_documents(tables: Tables) -> dict[str, dict[str, Any]]:
     """Every ``zarr.json`` document keyed by its store key, sorted; rectilinear is an error."""
     docs = hierarchy(tables)
     for key, doc in docs.items():
-        if doc["node_type"] == "array" and is_rectilinear(doc):
-            raise ExportError(
-                "variable-length (rectilinear) chunks cannot be expressed in kerchunk references",
-                array=key[: -len(ZARR_JSON) - 1],
-            )
+        if doc["node_type"] == "array":
+            refuse_rectilinear(key[: -len(ZARR_JSON) - 1], doc)
     return dict(sorted(docs.items()))
 
 
