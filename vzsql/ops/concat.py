@@ -105,7 +105,8 @@ def concat(
     parts = [m.tables for m in manifests]
     if not parts:
         raise InconsistentConcatError("nothing to concatenate: no manifests given")
-    has_dim = [d is not None for d in dimension_coordinates(parts, dim)]
+    coords_of = dimension_coordinates(parts, dim)
+    has_dim = [d is not None for d in coords_of]
     if any(has_dim) and not all(has_dim):
         missing = [piece_label(p) for p, h in zip(parts, has_dim, strict=True) if not h]
         raise InconsistentConcatError(
@@ -119,7 +120,9 @@ def concat(
     if len(parts) == 1:
         return Manifest(parts[0])
     return Manifest(
-        concat_existing(parts, dim, order_by_coords=order_by_coords, allow_gaps=allow_gaps)
+        concat_existing(
+            parts, dim, coords_of, order_by_coords=order_by_coords, allow_gaps=allow_gaps
+        )
     )
 
 
@@ -201,13 +204,20 @@ def order_by_scalar_coordinate(parts: list[Tables], dim: str) -> list[Tables]:
 
 
 def concat_existing(
-    parts: list[Tables], dim: str, *, order_by_coords: bool = True, allow_gaps: bool = False
+    parts: list[Tables],
+    dim: str,
+    coords: list[str | None],
+    *,
+    order_by_coords: bool = True,
+    allow_gaps: bool = False,
 ) -> Tables:
-    """Concatenate ``parts`` along their existing dimension ``dim`` (see the module doc)."""
+    """Concatenate ``parts`` along their existing dimension ``dim`` (see the module doc).
+
+    ``coords``: ``dimension_coordinates(parts, dim)``, which the caller already computed.
+    """
     sources = stack_pieces(parts, ("sources",))
     labels = labels_of(sources["piece_sources"], len(parts))
     refuse_same_file({**sources, "piece_labels": piece_labels(parts, labels)})
-    coords = dimension_coordinates(parts, dim)
     coord = coords[0] or None
     if coord is not None and any(c != coord for c in coords):
         coord = None
