@@ -63,6 +63,7 @@ def stored_chunk_shape(doc: dict[str, Any]) -> list[int]:
     if grid["name"] == "regular":
         return [int(c) for c in grid["configuration"]["chunk_shape"]]
     g = _grid(doc)
+    lengths = clipped_lengths(doc)
     out = []
     for d, dim in enumerate(g.dimensions):
         n = dim.nchunks
@@ -72,7 +73,7 @@ def stored_chunk_shape(doc: dict[str, Any]) -> list[int]:
             if n
             else [0]
         )
-        out.append(max(max(clipped_lengths(doc)[d] or [0]), *sizes))
+        out.append(max(max(lengths[d] or [0]), *sizes))
     return out
 
 
