@@ -129,7 +129,7 @@ def isel_tables(tables: Tables, dim: str, sl: slice) -> Tables:
     # small arrays the selection cuts (the coordinate, and arrays held inline such as the
     # auxiliary coordinates concat rebuilt) are rewritten as plain bytes first, then sliced
     for name in _small_along(tables, dim):
-        tables = _inline_if_cut(tables, name, a, b)
+        tables = _inline_if_cut(tables, name, dim, a, b)
     arrays = tables.arrays.append_column("pos", pa.array(range(tables.arrays.num_rows), pa.int64()))
     base = {"arrays": arrays, "grid": tables.grid, "chunks": tables.chunks}
     params = {"dim": dim, "a": a, "b": b}
@@ -159,11 +159,11 @@ def _small_along(tables: Tables, dim: str) -> list[str]:
     return sorted(along)
 
 
-def _inline_if_cut(tables: Tables, coord: str, a: int, b: int) -> Tables:
+def _inline_if_cut(tables: Tables, coord: str, dim: str, a: int, b: int) -> Tables:
+    """``tables`` with ``coord`` re-inlined as plain bytes if ``[a, b)`` along ``dim`` cuts
+    one of its chunks (so the selection can then be taken by byte arithmetic)."""
     plan = query(
-        "subset_plan",
-        {"arrays": tables.arrays, "grid": tables.grid},
-        {"dim": next(iter(array_row(tables, coord)["dims"])), "a": a, "b": b},
+        "subset_plan", {"arrays": tables.arrays, "grid": tables.grid}, {"dim": dim, "a": a, "b": b}
     )
     row = next(r for r in plan.to_pylist() if r["array"] == coord)
     if row["start_aligned"] and row["end_aligned"]:
