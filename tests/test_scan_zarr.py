@@ -17,6 +17,7 @@ import pytest
 import zarr
 from fixtures_netcdf3 import materialise
 
+import vzsql
 from vzsql.errors import CorruptSourceError, SourceError
 from vzsql.scanners import detect_format
 from vzsql.scanners.zarr import scan_zarr
@@ -230,3 +231,21 @@ def test_s3_store_listing(tmp_path: Path, request: pytest.FixtureRequest) -> Non
         )
     )
     assert key(tables) == key(local)
+
+
+def test_s3_store_not_named_zarr(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A Zarr store under an S3 prefix without the ``.zarr`` suffix is found by its listing
+    (s3fs answers for the prefix with an empty directory entry, not an error)."""
+    try:
+        s3 = request.getfixturevalue("s3")
+    except pytest.FixtureLookupError:
+        pytest.skip("the s3 fixture (tests/s3_server.py) is not registered")
+    path = _write_v3(tmp_path / "v3.zarr")
+    for p in path.rglob("*"):
+        if p.is_file():
+            s3.client.upload_file(
+                str(p), s3.bucket, f"plain/store/{p.relative_to(path).as_posix()}"
+            )
+    m = vzsql.scan(s3.url("plain/store"), storage_options=s3.storage_options)
+    assert m.tables.chunks.num_rows == scan_zarr(str(path)).chunks.num_rows
+    assert set(m.table("sources")["format"].to_pylist()) == {"zarr"}

@@ -87,6 +87,11 @@ def detect_format(uri: str, storage_options: dict[str, Any] | None = None) -> st
         if names is None:
             raise
         return folder_format(names, None, uri)
+    if not head and path is None:
+        # object stores answer for a prefix with an empty "directory" entry (s3fs, memory)
+        names = _remote_listing(uri, storage_options)
+        if names is not None:
+            return folder_format(names, None, uri)
     return sniff_format(head, uri)
 
 
