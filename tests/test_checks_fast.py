@@ -231,3 +231,53 @@ def test_null_index_falls_back_to_sql() -> None:
         same_rows(m.check(stat=False, checks=[name]), run_check(m, name))
     kinds = set(m.check(stat=False)["kind"].to_pylist())
     assert {"duplicate_chunk_key", "overlapping_ranges", "missing_chunk"} <= kinds
+
+
+@settings(max_examples=40, deadline=None)
+@given(tables=manifests(), batch_rows=st.sampled_from([1, 3, 1000]))
+def test_checks_of_a_manifest_in_duckdb_equal_arrow(tables: Tables, batch_rows: int) -> None:
+    """Stored in DuckDB, a manifest is checked a batch of arrays at a time (one array per
+    batch with ``batch_rows=1``), its rows streamed: the same problems as over Arrow."""
+    from vzsql.ops.check_resident import resident_problems
+    from vzsql.ops.checks import TABLE_CHECKS
+
+    arrow = vzsql.Manifest(tables)
+    duck = vzsql.Manifest(tables, storage="duckdb")
+    found = resident_problems(duck, TABLE_CHECKS, None, stat=False, batch_rows=batch_rows)
+    assert list(found) == list(TABLE_CHECKS)
+    for name in TABLE_CHECKS:
+        same_rows(found[name], arrow.check(stat=False, checks=[name]))
+    assert duck.check(stat=False).equals(arrow.check(stat=False))
+
+
+def test_checking_a_manifest_in_duckdb_does_not_materialise_its_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vzsql.resident import ResidentChunks
+
+    rows = [
+        {"array": "v", "index": [i], "source_id": 0, "offset": 8 * i, "length": 10}
+        for i in (0, 1, 1, 5)
+    ]
+    tables = Tables.from_mapping(
+        {
+            "sources": pa.table({"source_id": [0], "uri": ["file:///x"], "format": ["raw"]}),
+            "arrays": pa.table({"array": ["v"], "shape": [[4]]}),
+            "grid": pa.Table.from_pylist(
+                [{"array": "v", "dim": 0, "chunk": c, "start": c, "length": 1} for c in range(4)]
+            ),
+            "chunks": pa.Table.from_pylist(rows, schema=CHUNKS_SCHEMA),
+        }
+    )
+    expected = vzsql.Manifest(tables).check(stat=False)
+    duck = vzsql.Manifest(tables, storage="duckdb")
+
+    def refuse() -> None:
+        raise AssertionError("check materialised every chunk row as Arrow")
+
+    monkeypatch.setattr(ResidentChunks, "to_arrow", lambda self: refuse())
+    problems = duck.check(stat=False)
+    assert problems.equals(expected)
+    assert {"duplicate_chunk_key", "overlapping_ranges", "index_outside_grid"} <= set(
+        problems["kind"].to_pylist()
+    )

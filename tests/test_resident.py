@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import xarray as xr
 
 import vzsql
 from tests.test_readme_sql import NEMO, README_QUERIES
 from vzsql.errors import QueryError
+from vzsql.resident import ResidentChunks
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +98,33 @@ def test_save_then_open_in_duckdb_restores_rows_and_order(nemo, tmp_path):
         assert again.table(name).equals(table), name
 
 
-def test_kerchunk_output_is_the_same(nemo, resident, tmp_path):
+def test_kerchunk_output_is_the_same(nemo, resident, tmp_path, monkeypatch):
+    """Written from DuckDB storage (rows read by the writers' SQL there, never materialised
+    as Arrow), kerchunk JSON and Parquet equal those written from the Arrow manifest."""
     nemo.to_kerchunk(tmp_path / "a.json")
+    nemo.to_kerchunk(tmp_path / "a.parq", format="parquet", record_size=7)
+
+    def refuse(self):
+        raise AssertionError("the export materialised every chunk row as Arrow")
+
+    monkeypatch.setattr(ResidentChunks, "to_arrow", refuse)
     resident.to_kerchunk(tmp_path / "b.json")
+    resident.to_kerchunk(tmp_path / "b.parq", format="parquet", record_size=7)
     a = json.loads((tmp_path / "a.json").read_text())
     b = json.loads((tmp_path / "b.json").read_text())
     assert a == b
+    files = sorted(p.relative_to(tmp_path / "a.parq") for p in (tmp_path / "a.parq").rglob("*.*"))
+    assert len(files) > 3
+    assert files == sorted(
+        p.relative_to(tmp_path / "b.parq") for p in (tmp_path / "b.parq").rglob("*.*")
+    )
+    for f in files:
+        if f.name == ".zmetadata":
+            assert (tmp_path / "a.parq" / f).read_text() == (tmp_path / "b.parq" / f).read_text()
+        else:
+            assert pq.read_table(tmp_path / "a.parq" / f).equals(
+                pq.read_table(tmp_path / "b.parq" / f)
+            ), f
 
 
 def test_operations_on_resident_manifests(nemo, resident):

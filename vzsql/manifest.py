@@ -130,6 +130,18 @@ class Manifest:
             return self._tables
         return replace_fields(self._tables, chunks=self._resident.to_arrow())
 
+    @property
+    def resident(self) -> ResidentChunks | None:
+        """The chunk rows of a ``storage="duckdb"`` manifest (None for Arrow storage):
+        operations that can work an array or a batch at a time read them from here."""
+        return self._resident
+
+    def tables_without_chunks(self) -> Tables:
+        """The tables with an empty ``chunks`` table (no chunk rows materialised)."""
+        if self._resident is None:
+            return replace_fields(self._tables, chunks=self._tables.chunks.schema.empty_table())
+        return self._tables
+
     def memory_bytes(self) -> int:
         """Bytes this manifest holds in memory (Arrow buffers, DuckDB's resident table)."""
         small = sum(getattr(self._tables, n).nbytes for n in TABLE_NAMES if n != "chunks")
@@ -159,6 +171,18 @@ class Manifest:
         if self._con is None:
             self._con = connect(self._tables)
         return self._con
+
+    def query_connection(self) -> duckdb.DuckDBPyConnection:
+        """A new connection over this manifest's five tables, for one operation (the caller
+        closes it). With DuckDB storage it is a cursor on the manifest's database, where
+        ``chunks`` is the stored table: queries read it there, nothing is materialised."""
+        if self._resident is None:
+            return connect(self._tables)
+        cursor = self.connection.cursor()
+        for name in TABLE_NAMES:
+            if name != "chunks":
+                cursor.register(name, getattr(self._tables, name))
+        return cursor
 
     def sql(
         self, query: str, params: dict[str, Any] | list[Any] | None = None
@@ -224,6 +248,13 @@ class Manifest:
         to_zarr(self.tables, dest, **kwargs)
 
     # -- publishing: kerchunk -------------------------------------------------------------
+    def _export_inputs(self) -> tuple[Tables, duckdb.DuckDBPyConnection | None]:
+        """What a writer built on SQL needs: the tables, and for DuckDB storage a connection
+        where ``chunks`` is the stored table (the writer then never sees its rows as Arrow)."""
+        if self._resident is None:
+            return self._tables, None
+        return self._tables, self.query_connection()
+
     def to_kerchunk(
         self,
         path: str | os.PathLike[str],
@@ -243,13 +274,17 @@ class Manifest:
         if format == "json":
             from vzsql.writers.kerchunk_json import write_kerchunk_json
 
-            write_kerchunk_json(self.tables, path, zarr_format=zarr_format, overwrite=overwrite)
+            tables, con = self._export_inputs()
+            write_kerchunk_json(tables, path, con=con, zarr_format=zarr_format, overwrite=overwrite)
         elif format == "parquet":
             if zarr_format != 2:
                 raise ExportError("kerchunk Parquet references hold Zarr v2 metadata only")
             from vzsql.writers.kerchunk_parquet import write_kerchunk_parquet
 
-            write_kerchunk_parquet(self.tables, path, record_size=record_size, overwrite=overwrite)
+            tables, con = self._export_inputs()
+            write_kerchunk_parquet(
+                tables, path, con=con, record_size=record_size, overwrite=overwrite
+            )
         else:
             raise ExportError(f"unknown kerchunk format {format!r} (json or parquet)")
 

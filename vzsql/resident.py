@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
@@ -30,6 +30,7 @@ from vzsql.tables import conform
 DATABASE: Final = "resident"
 TABLE: Final = f"{DATABASE}.chunks"
 SLICE_ROWS: Final = 8 * 2**20  # rows copied (then compressed) at a time
+BATCH_ROWS: Final = 2**20  # rows per record batch when streaming rows out
 ROW: Final = "__vzsql_row"  # original row position while loading reordered files
 READ_STATEMENTS: Final = frozenset(
     {
@@ -113,6 +114,44 @@ class ResidentChunks:
             "WHERE tag = 'IN_MEMORY_TABLE'"
         ).fetchall()
         return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+
+    def _fetch(self, query: str, params: list[Any] | None = None) -> pa.Table:
+        cursor = self._con.cursor()
+        try:
+            return cursor.sql(query, params=params).to_arrow_table()
+        finally:
+            cursor.close()
+
+    def rows_per_array(self) -> dict[str, int]:
+        """Number of chunk rows of each array name found in the rows."""
+        t = self._fetch(f'SELECT "array", count(*) AS n FROM {TABLE} GROUP BY 1')
+        return dict(zip(t["array"].to_pylist(), t["n"].to_pylist(), strict=True))
+
+    def rows_of_arrays(self, names: Sequence[str]) -> pa.Table:
+        """The rows of the arrays ``names``, in stored order, as Arrow (contract schema)."""
+        return conform(
+            "chunks",
+            self._fetch(f'SELECT * FROM {TABLE} WHERE list_contains(?, "array")', [list(names)]),
+        )
+
+    def rows_of_sources(self, source_ids: Sequence[int]) -> pa.Table:
+        """The rows referencing the sources ``source_ids``, in stored order (contract schema)."""
+        return conform(
+            "chunks",
+            self._fetch(
+                f"SELECT * FROM {TABLE} WHERE list_contains(?, source_id)",
+                [[int(i) for i in source_ids]],
+            ),
+        )
+
+    def batches(self, columns: Sequence[str], rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """``columns`` of every row, in stored order, ``rows`` at a time (never all at once)."""
+        cursor = self._con.cursor()
+        try:
+            cols = ", ".join(f'"{c}"' for c in columns)
+            yield from cursor.sql(f"SELECT {cols} FROM {TABLE}").to_arrow_reader(rows)
+        finally:
+            cursor.close()
 
     def to_arrow(self) -> pa.Table:
         """The chunk rows as an Arrow table in the contract schema (shared while held)."""

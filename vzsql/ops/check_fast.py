@@ -32,14 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace as replace_fields
 from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vzsql.ops.checks import PROBLEMS_SCHEMA
-from vzsql.ops.relations import query
+from vzsql.ops.checks import PROBLEMS_SCHEMA, check_query
 from vzsql.tables import Tables
 
 FAST_CHECKS = ("duplicate_chunk_keys", "index_outside_grid", "missing_chunks", "overlapping_ranges")
@@ -198,8 +198,7 @@ def sql_over_rows(name: str, tables: Tables, rows: np.ndarray) -> pa.Table:
     """The reference query over the chunk rows at positions ``rows`` only."""
     if len(rows) == 0:
         return PROBLEMS_SCHEMA.empty_table()
-    tables_ = tables.as_dict() | {"chunks": tables.chunks.take(rows)}
-    return query(f"checks/{name}", tables_).cast(PROBLEMS_SCHEMA)
+    return check_query(replace_fields(tables, chunks=tables.chunks.take(rows)), name)
 
 
 def _complement(present: np.ndarray, total: int) -> np.ndarray:

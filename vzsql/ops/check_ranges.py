@@ -19,7 +19,7 @@ when rows come in order:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -29,13 +29,15 @@ from vzsql.ops.check_fast import sql_over_rows
 from vzsql.ops.checks import PROBLEMS_SCHEMA
 from vzsql.tables import Tables
 
-_COLUMNS = ["source_id", "offset", "length", "data"]
+COLUMNS = ["source_id", "offset", "length", "data"]
+# record batches of the COLUMNS of every chunk row, in row order; called once per pass
+Batches = Callable[[], Iterable[pa.RecordBatch]]
 _ROWS_PER_BLOCK = 4  # fewer rows a block on average: sort the rows, not the blocks
 
 
-def _references(chunks: pa.Table) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _references(batches: Batches) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per record batch: source, offset and end of its reference rows (in row order)."""
-    for batch in chunks.select(_COLUMNS).to_batches():
+    for batch in batches():
         ref = pc.and_(
             pc.and_(batch["data"].is_null(), batch["source_id"].is_valid()),
             pc.and_(
@@ -70,12 +72,12 @@ def _overlapping(src: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> set[int]:
     return set(np.unique(src[:-1][hit]).tolist())
 
 
-def _blocks(chunks: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[int], int]:
+def _blocks(batches: Batches) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[int], int]:
     """Blocks (source, first offset, last end), sources overlapping inside a block, row count."""
     srcs, los, his = [], [], []
     flagged: set[int] = set()
     rows = 0
-    for src, off, stop in _references(chunks):
+    for src, off, stop in _references(batches):
         rows += len(src)
         same = src[1:] == src[:-1]
         rising = off[1:] >= off[:-1]
@@ -94,9 +96,12 @@ def _blocks(chunks: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[i
     return np.concatenate(srcs), np.concatenate(los), np.concatenate(his), flagged, rows
 
 
-def overlapping_sources(chunks: pa.Table) -> set[int]:
-    """Ids of the sources in which two reference rows' byte ranges overlap."""
-    src, lo, hi, flagged, rows = _blocks(chunks)
+def overlapping_sources(batches: Batches) -> set[int]:
+    """Ids of the sources in which two reference rows' byte ranges overlap.
+
+    ``batches`` gives the rows twice at most (a pass over all, then the candidate files'
+    rows), so the rows can stream from storage instead of being held."""
+    src, lo, hi, flagged, rows = _blocks(batches)
     if len(src) * _ROWS_PER_BLOCK > rows:  # rows out of order: blocks are no shortcut
         candidates = set(np.unique(src).tolist()) - flagged
     else:
@@ -106,7 +111,7 @@ def overlapping_sources(chunks: pa.Table) -> set[int]:
         wanted = np.array(sorted(candidates), dtype=np.int32)
         parts = [
             (s[keep], o[keep], e[keep])
-            for s, o, e in _references(chunks)
+            for s, o, e in _references(batches)
             if (keep := np.isin(s, wanted)).any()
         ]
         flagged |= _overlapping(*(np.concatenate(p) for p in zip(*parts, strict=True)))
@@ -115,7 +120,7 @@ def overlapping_sources(chunks: pa.Table) -> set[int]:
 
 def overlapping_ranges(tables: Tables) -> pa.Table:
     """``overlapping_ranges``: overlapping files found here, their rows named by the SQL."""
-    flagged = overlapping_sources(tables.chunks)
+    flagged = overlapping_sources(lambda: tables.chunks.select(COLUMNS).to_batches())
     if not flagged:
         return PROBLEMS_SCHEMA.empty_table()
     ids = pa.array(sorted(flagged), pa.int32())

@@ -102,6 +102,23 @@ COORD_SCHEMA = pa.schema(
 )
 
 
+def check_query(
+    tables: Tables,
+    name: str,
+    source_stats: pa.Table | None = None,
+    coord_values: pa.Table | None = None,
+) -> pa.Table:
+    """Run one check query (``queries/checks/<name>.sql``) over ``tables``; its problem rows."""
+    relations = tables.as_dict()
+    relations["source_stats"] = (
+        source_stats if source_stats is not None else STAT_SCHEMA.empty_table()
+    )
+    relations["coord_values"] = (
+        coord_values if coord_values is not None else COORD_SCHEMA.empty_table()
+    )
+    return query(f"checks/{name}", relations).cast(PROBLEMS_SCHEMA)
+
+
 def run_check(
     m: Manifest,
     name: str,
@@ -113,12 +130,29 @@ def run_check(
 
     This is the reference: ``check`` answers the chunk-row checks of
     ``vzsql.ops.check_fast.FAST_CHECKS`` without these queries where it can."""
-    tables = (manifest_tables if manifest_tables is not None else m.tables).as_dict()
-    tables["source_stats"] = source_stats if source_stats is not None else STAT_SCHEMA.empty_table()
-    tables["coord_values"] = (
-        coord_values if coord_values is not None else COORD_SCHEMA.empty_table()
-    )
-    return query(f"checks/{name}", tables).cast(PROBLEMS_SCHEMA)
+    tables = manifest_tables if manifest_tables is not None else m.tables
+    return check_query(tables, name, source_stats, coord_values)
+
+
+def table_problems(
+    tables: Tables, names: Sequence[str], stats: pa.Table | None, *, stat: bool
+) -> dict[str, pa.Table]:
+    """Problem rows of each check in ``names`` over ``tables`` (source checks only if ``stat``)."""
+    coords = None
+    if "duplicate_coordinate_values" in names:
+        from vzsql.ops.stats import coordinate_values
+
+        # raw values (any calendar); without stat, only inline coordinates (no file reads)
+        coords = coordinate_values(tables, decode=False, inline_only=not stat)
+    from vzsql.ops.check_fast import FAST_CHECKS, fast_chunk_checks
+
+    # the chunk-row checks at scale (vzsql/ops/check_fast.py); their SQL where it cannot
+    fast = fast_chunk_checks(tables, names) if set(names) & set(FAST_CHECKS) else {}
+    return {
+        name: fast[name] if name in fast else check_query(tables, name, stats, coords)
+        for name in names
+        if stat or name not in SOURCE_CHECKS
+    }
 
 
 def check(
@@ -132,29 +166,22 @@ def check(
     """All problems of ``m`` as one Arrow table; ``strict`` raises ``CheckFailedError`` on errors.
 
     ``stat=False`` skips looking at the source files (no missing/changed checks; byte
-    ranges are compared with the sizes recorded at scan).
+    ranges are compared with the sizes recorded at scan). A manifest stored in DuckDB is
+    checked a batch of arrays at a time (``vzsql.ops.check_resident``), never whole as Arrow.
     """
     names = list(checks) if checks is not None else list(ALL_CHECKS)
     unknown = set(names) - set(ALL_CHECKS)
     if unknown:
         raise KeyError(f"unknown checks {sorted(unknown)}; checks are {', '.join(ALL_CHECKS)}")
-    tables = m.tables
-    stats = stat_sources(tables.sources, storage_options) if stat else None
-    coords = None
-    if "duplicate_coordinate_values" in names:
-        from vzsql.ops.stats import coordinate_values
+    sources = m.tables_without_chunks().sources
+    stats = stat_sources(sources, storage_options) if stat else None
+    if m.resident is not None:
+        from vzsql.ops.check_resident import resident_problems
 
-        # raw values (any calendar); without stat, only inline coordinates (no file reads)
-        coords = coordinate_values(tables, decode=False, inline_only=not stat)
-    from vzsql.ops.check_fast import FAST_CHECKS, fast_chunk_checks
-
-    # the chunk-row checks at scale (vzsql/ops/check_fast.py); their SQL where it cannot
-    fast = fast_chunk_checks(tables, names) if set(names) & set(FAST_CHECKS) else {}
-    results = [
-        fast[name] if name in fast else run_check(m, name, stats, coords, tables)
-        for name in names
-        if stat or name not in SOURCE_CHECKS
-    ]
+        found = resident_problems(m, names, stats, stat=stat)
+    else:
+        found = table_problems(m.tables, names, stats, stat=stat)
+    results = [found[name] for name in names if name in found]
     problems = pa.concat_tables(results) if results else PROBLEMS_SCHEMA.empty_table()
     if strict:
         raise_on_errors(problems)

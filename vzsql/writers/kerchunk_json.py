@@ -49,9 +49,11 @@ def metadata_documents(tables: Tables, zarr_format: int) -> dict[str, dict[str, 
     raise ExportError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
 
 
-def export_connection(tables: Tables) -> Any:
-    """A locked-down connection with the manifest tables and ``ref_urls`` registered."""
-    con = connect(tables)
+def export_connection(tables: Tables, con: Any = None) -> Any:
+    """A locked-down connection with the manifest tables and ``ref_urls`` registered
+    (``con``: a connection that already has the tables, e.g. a DuckDB-stored manifest's)."""
+    if con is None:
+        con = connect(tables)
     con.register("ref_urls", reference_urls(tables))
     return con
 
@@ -93,13 +95,16 @@ def write_kerchunk_json(
     tables: Tables,
     path: str | os.PathLike[str],
     *,
+    con: Any = None,
     zarr_format: int = 2,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``tables`` as a kerchunk reference JSON v1 file at ``path``; return the path."""
+    """Write ``tables`` as a kerchunk reference JSON v1 file at ``path``; return the path.
+
+    ``con``: None, or a connection over the tables (read for the chunk rows; closed here)."""
     dest = Path(path)
     docs = metadata_documents(tables, zarr_format)
-    con = export_connection(tables)
+    con = export_connection(tables, con)
     try:
         with staged_file(dest, overwrite) as f:
             extras = json.dumps({EXTRAS_KEY: extras_of(tables)}, separators=(",", ":"))

@@ -147,15 +147,21 @@ def write_kerchunk_parquet(
     tables: Tables,
     path: str | os.PathLike[str],
     *,
+    con: Any = None,
     record_size: int = DEFAULT_RECORD_SIZE,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``tables`` as a kerchunk Parquet reference store (a folder) at ``path``."""
+    """Write ``tables`` as a kerchunk Parquet reference store (a folder) at ``path``.
+
+    ``con``: None, or a connection over the tables (closed here); the rows are read from it
+    one array at a time, so a manifest stored in DuckDB is never held whole as Arrow."""
     dest = Path(path)
     if record_size < 1:
+        if con is not None:
+            con.close()
         raise ExportError(f"record_size must be positive, not {record_size}", source=str(dest))
     docs = v2_documents(tables)
-    con = export_connection(tables)
+    con = export_connection(tables, con)
     try:
         check_resolvable(con, str(dest))
         with staged_dir(dest, overwrite, ZMETADATA, "kerchunk Parquet store") as tmp:
