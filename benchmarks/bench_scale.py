@@ -244,6 +244,11 @@ def run_vzsql(n: int, work: Path) -> None:
             lambda: holder["m"].sql(per_source).fetchall(),
         )
         step("check (duckdb storage, no stat)", n, lambda: holder["m"].check(stat=False).num_rows)
+        step(
+            "export: kerchunk Parquet (duckdb storage)",
+            n,
+            lambda: holder["m"].to_kerchunk(work / "k2.parq", format="parquet"),
+        )
     holder.clear()
 
     holder["halves"] = [vzsql.Manifest(synthetic_tables(n // 2, tag=t)) for t in "ab"]

@@ -134,3 +134,31 @@ def test_split_sizes_follow_the_grid() -> None:
     assert split_sizes(grid, 250) == {"a": 25}  # 25 steps x 10 chunks per manifest
     assert split_sizes(grid, 5) == {"a": 1}
     assert split_sizes(grid, 10_000) == {}
+
+
+@pytest.mark.parametrize("max_refs", [7, 1_000_000])
+def test_export_and_append_from_duckdb_storage(
+    tmp_path: Path, days: list[Path], monkeypatch: pytest.MonkeyPatch, max_refs: int
+) -> None:
+    """A manifest stored in DuckDB is exported a window of rows at a time, never whole as
+    Arrow: written in parts or at once, then appended to, values equal the originals."""
+    from vzsql.resident import ResidentChunks
+
+    first = concat_time([scanned(p) for p in days[:2]]).with_storage("duckdb")
+    last = scanned(days[2]).with_storage("duckdb")
+
+    def refuse(self: ResidentChunks) -> None:
+        raise AssertionError("the export materialised every chunk row as Arrow")
+
+    monkeypatch.setattr(ResidentChunks, "to_arrow", refuse)
+    first.to_icechunk(tmp_path / "repo", message="two days", max_refs_per_commit=max_refs)
+    last.to_icechunk(tmp_path / "repo", append_dim="time", max_refs_per_commit=max_refs)
+    monkeypatch.undo()
+    repo = ic.Repository.open(ic.local_filesystem_storage(str(tmp_path / "repo")))
+    commits = len(list(repo.ancestry(branch="main"))) - 1
+    assert (commits > 2) == (max_refs == 7)
+    with xr.open_mfdataset(days, combine="by_coords") as ref:
+        ref = ref.load()
+    ds = read_back(tmp_path / "repo")
+    for name in ref.variables:
+        np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)

@@ -234,7 +234,11 @@ class Manifest:
         """
         from vzsql.writers.icechunk import to_icechunk
 
-        return to_icechunk(self.tables, target, **kwargs)
+        if self._resident is None:
+            return to_icechunk(self._tables, target, **kwargs)
+        # rows read from DuckDB a window at a time, never the whole table as Arrow
+        con = self.query_connection()
+        return to_icechunk(self._tables, target, resident=self._resident, con=con, **kwargs)
 
     def to_zarr(self, dest: Any, **kwargs: Any) -> None:
         """Copy the referenced bytes into a native Zarr v3 store (directory or zarr Store).

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import duckdb
@@ -144,6 +145,37 @@ class ResidentChunks:
             ),
         )
 
+    def windows(self, rows: int) -> list[tuple[str, RowWindow]]:
+        """The rows cut into windows of ``rows`` stored positions, per array (``(array,
+        window)`` pairs in array order; each window holds at most ``rows`` rows). Only
+        counts are computed here; a window's rows are read when ``RowWindow.take`` runs."""
+        t = self._fetch(
+            f'SELECT "array", rowid // ? AS w, count(*) AS n FROM {TABLE} '
+            "GROUP BY ALL ORDER BY ALL",
+            [rows],
+        )
+        return [
+            (a, RowWindow(self, a, w * rows, (w + 1) * rows, n))
+            for a, w, n in zip(
+                t["array"].to_pylist(), t["w"].to_pylist(), t["n"].to_pylist(), strict=True
+            )
+        ]
+
+    def rows_in_window(self, array: str, lo: int, hi: int) -> pa.Table:
+        """Rows of ``array`` at stored positions ``[lo, hi)`` (contract schema)."""
+        return conform(
+            "chunks",
+            self._fetch(
+                f'SELECT * FROM {TABLE} WHERE rowid >= ? AND rowid < ? AND "array" = ?',
+                [lo, hi, array],
+            ),
+        )
+
+    def source_ids(self) -> list[int]:
+        """The distinct non-null ``source_id`` values of the rows."""
+        t = self._fetch(f"SELECT DISTINCT source_id FROM {TABLE} WHERE source_id IS NOT NULL")
+        return [int(v) for v in t["source_id"].to_pylist()]
+
     def batches(self, columns: Sequence[str], rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """``columns`` of every row, in stored order, ``rows`` at a time (never all at once)."""
         cursor = self._con.cursor()
@@ -165,6 +197,24 @@ class ResidentChunks:
             cursor.close()
         self._arrow = weakref.ref(table)
         return table
+
+
+@dataclass(frozen=True)
+class RowWindow:
+    """The rows of one array at stored positions ``[lo, hi)``: ``size`` of them, read from
+    DuckDB only when taken (an export holds one window of rows at a time)."""
+
+    chunks: ResidentChunks
+    array: str
+    lo: int
+    hi: int
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    def take(self) -> pa.Table:
+        return self.chunks.rows_in_window(self.array, self.lo, self.hi)
 
 
 def refuse_writes(con: duckdb.DuckDBPyConnection, query: str) -> None:

@@ -27,7 +27,7 @@ import contextlib
 import json
 import os
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +63,9 @@ from vzsql.writers.icechunk_repo import (
 from vzsql.writers.icechunk_splitting import REFS_PER_MANIFEST, manifest_splitting
 from vzsql.writers.ref_bounds import check_refs_inside_sources
 from vzsql.zarr_meta import hierarchy
+
+if TYPE_CHECKING:
+    from vzsql.resident import ResidentChunks
 
 SIDECAR_KEY = "vzsql"
 
@@ -169,6 +172,8 @@ def to_icechunk(
     retries: int = 0,
     max_refs_per_commit: int = MAX_REFS_PER_COMMIT,
     refs_per_manifest: int | None = REFS_PER_MANIFEST,
+    resident: ResidentChunks | None = None,
+    con: Any = None,
 ) -> str:
     """Write ``tables`` to an Icechunk repository as one commit; return the snapshot id.
 
@@ -190,16 +195,22 @@ def to_icechunk(
     A repository created here splits the manifest of every array with more than
     ``refs_per_manifest`` chunks along its first dimension (None: one manifest per array,
     Icechunk's default), so later commits and appends rewrite only the pieces they touch.
+
+    ``resident``/``con``: the chunk rows of a manifest stored in DuckDB and a connection
+    over its tables; the rows are then read a window at a time as they are written.
     """
-    check_refs_inside_sources(tables)
+    check_refs_inside_sources(tables, con)
     refs = source_refs(tables, checksum)
-    used = pc.unique(tables.chunks["source_id"].drop_null()).to_pylist()
+    slice_size = min(SLICE_ROWS, max_refs_per_commit)
+    if resident is None:
+        used = pc.unique(tables.chunks["source_id"].drop_null()).to_pylist()
+        slices = chunk_slices(tables.chunks, slice_size)
+    else:
+        used, slices = resident.source_ids(), resident.windows(slice_size)
     prefixes = container_prefixes(
         [refs.uri[refs.index_of[int(s)]] for s in used if int(s) in refs.index_of]
     )
-    batches = commit_batches(
-        chunk_slices(tables.chunks, min(SLICE_ROWS, max_refs_per_commit)), max_refs_per_commit
-    )
+    batches = commit_batches(slices, max_refs_per_commit)
     local_dir = repository_target(target).local_dir
     dir_existed = local_dir is not None and os.path.exists(local_dir)
     splitting = manifest_splitting(tables.grid, refs_per_manifest)

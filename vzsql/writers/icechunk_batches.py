@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from vzsql.resident import RowWindow
+
 # Icechunk's limit of chunk references changed by one commit; larger writes are split
 MAX_REFS_PER_COMMIT = 50_000_000
 # chunk rows turned into numpy and handed to Icechunk at a time
@@ -46,7 +48,9 @@ def chunk_slices(chunks: pa.Table, rows: int = SLICE_ROWS) -> list[tuple[str, An
 
 
 def slice_rows(chunks: pa.Table, rows: Any) -> pa.Table:
-    """The rows of one ``chunk_slices`` entry."""
+    """The rows of one ``chunk_slices`` entry (or of a ``RowWindow`` of DuckDB storage)."""
+    if isinstance(rows, RowWindow):
+        return rows.take()
     if isinstance(rows, slice):
         return chunks.slice(rows.start, rows.stop - rows.start)
     return chunks.take(pa.array(rows))

@@ -6,14 +6,19 @@ copies) runs this first, so bad input fails before anything is written.
 
 from __future__ import annotations
 
+from typing import Any
+
 from vzsql.catalog import connect, run_named
 from vzsql.errors import ExportError
 from vzsql.tables import Tables
 
 
-def check_refs_inside_sources(tables: Tables) -> None:
-    """Raise ``ExportError`` naming the first bad reference (and how many there are)."""
-    con = connect(tables)
+def check_refs_inside_sources(tables: Tables, con: Any = None) -> None:
+    """Raise ``ExportError`` naming the first bad reference (and how many there are).
+
+    ``con``: a connection over the tables (a DuckDB-stored manifest's), else one is made."""
+    if con is None:
+        con = connect(tables)
     try:
         bad = run_named(con, "export/refs_outside_source")
     finally:
