@@ -13,7 +13,9 @@ run with VirtualiZarr where it has them (ChunkManifest from numpy arrays, numpy 
 Memory per reference is reported three ways for vzsql: the Arrow buffers of the five
 tables in the contract schema, a compact layout of the chunks table (dictionary
 ``array``, ``fixed_size_list<int32>`` index, int32 length, no ``data`` column), and
-DuckDB's own compressed in-memory table. Each (tool, size) runs in its own process, so
+DuckDB's own compressed in-memory table; with the manifest held in DuckDB storage the
+queries, check and both exports run again (they read the rows from DuckDB, a batch at a
+time). Each (tool, size) runs in its own process, so
 peaks do not leak between them. A step that fails or is not available is reported with
 its reason, not hidden.
 """
@@ -249,6 +251,15 @@ def run_vzsql(n: int, work: Path) -> None:
             n,
             lambda: holder["m"].to_kerchunk(work / "k2.parq", format="parquet"),
         )
+        if heavy("export: Icechunk (duckdb storage)", n, 510):
+            step(
+                "export: Icechunk (duckdb storage)",
+                n,
+                lambda: holder["m"].to_icechunk(
+                    str(work / "ic2"), checksum="none", **commit_refs(n)
+                ),
+                **commit_refs(n),
+            )
     holder.clear()
 
     holder["halves"] = [vzsql.Manifest(synthetic_tables(n // 2, tag=t)) for t in "ab"]
