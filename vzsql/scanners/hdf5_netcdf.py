@@ -42,11 +42,11 @@ def is_dimension_only(dset: Any) -> bool:
     return _attr_bytes(name).startswith(NETCDF_DIM_ONLY)
 
 
-def scale_names(dset: Any) -> list[str | None]:
-    """For each axis, the base name of its first attached dimension scale, else None."""
+def scale_paths(dset: Any) -> list[Any]:
+    """For each axis, the path of its first attached dimension scale, else None."""
     from h5py import h5r
 
-    names: list[str | None] = [None] * dset.ndim
+    paths: list[Any] = [None] * dset.ndim
     if "DIMENSION_LIST" in dset.attrs:
         # the attribute holds each axis's scale references; reading it once and naming the
         # first reference is what ``dset.dims[axis][0].name`` does, without h5py opening
@@ -56,9 +56,15 @@ def scale_names(dset: Any) -> list[str | None]:
             for axis in range(min(dset.ndim, len(per_axis))):
                 refs = per_axis[axis]
                 if len(refs):
-                    names[axis] = _decoded(h5r.get_name(refs[0], dset.id)).split("/")[-1]
+                    paths[axis] = _decoded(h5r.get_name(refs[0], dset.id))
         except (OSError, RuntimeError, ValueError, KeyError):
-            names = [None] * dset.ndim  # dangling references: treat as unlabeled
+            paths = [None] * dset.ndim  # dangling references: treat as unlabeled
+    return paths
+
+
+def scale_names(dset: Any) -> list[str | None]:
+    """For each axis, the base name of its first attached dimension scale, else None."""
+    names = [p.split("/")[-1] if isinstance(p, str) else p for p in scale_paths(dset)]
     if dset.ndim and names[0] is None and is_dimension_scale(dset):
         names[0] = dset.name.split("/")[-1]  # a coordinate variable is its own dimension
     return names
@@ -117,16 +123,11 @@ def unlimited_axes(dset: Any) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     if not any(m is None for m in maxshape):
         return out
+    paths = scale_paths(dset)
     for axis, m in enumerate(maxshape):
         if m is not None:
             continue
-        path: str | None = None
-        if "DIMENSION_LIST" in dset.attrs:
-            try:
-                dim = dset.dims[axis]
-                path = dim[0].name if len(dim) else None
-            except (OSError, RuntimeError, ValueError, KeyError):
-                path = None
+        path = paths[axis] if axis < len(paths) else None
         if path is None and axis == 0 and is_dimension_scale(dset):
             path = dset.name
         if path is not None:
