@@ -229,7 +229,7 @@ def bench_vzsql(uris: list[str], subset: int, out: Path) -> Any:
         lambda: vzsql.scan(sub, on_error="record", timeout=60),
     )
     assert iso.failures.num_rows == 0, iso.failures.to_pylist()[:2]
-    print("    (timeout= scans each file in its own child process, forked from a forkserver)")
+    print("    (timeout= scans each file in a child process; children are reused)")
     if k < n:
         print(f"    (the variants ran on the first {k} files only)")
 

@@ -193,3 +193,26 @@ def _synthetic(n: int) -> Tables:
     from benchmarks.synthetic import synthetic_tables
 
     return synthetic_tables(n)
+
+
+def pid_scanner(uri: str, *, storage_options: dict[str, Any] | None = None) -> Tables:
+    """Fails on purpose, saying which process ran it."""
+    if "crash" in uri.rsplit("/", 1)[-1]:
+        ctypes.string_at(0)
+    raise VzsqlError(f"pid {os.getpid()}")
+
+
+def test_isolated_children_are_reused_until_one_crashes(tmp_path):
+    """Files are scanned by reused children (a pipe round trip, not a process per file);
+    a crashed child is replaced and the next file is scanned by a new one."""
+    ok, crash = (tmp_path / "a.nc").as_uri(), (tmp_path / "crash.nc").as_uri()
+    first = scan_isolated(ok, scanner=pid_scanner, timeout=20)
+    again = scan_isolated(ok, scanner=pid_scanner, timeout=20)
+    assert first.failure is not None and again.failure is not None
+    assert first.failure.reason == again.failure.reason != f"pid {os.getpid()}"
+    dead = scan_isolated(crash, scanner=pid_scanner, timeout=20)
+    assert dead.failure is not None and dead.failure.kind == "crash"
+    assert "SIGSEGV" in dead.failure.reason
+    after = scan_isolated(ok, scanner=pid_scanner, timeout=20)
+    assert after.failure is not None and after.failure.kind == "error"
+    assert after.failure.reason != first.failure.reason  # a new child

@@ -1,10 +1,11 @@
 """Warms the forkserver of isolated scans: importing this module scans one tiny HDF5 file.
 
-``vzsql.isolation`` forks one child per file from a forkserver that imported the scanners.
+``vzsql.isolation`` forks its scanner children from a forkserver that imported the scanners.
 Imports are not all: the first scan in a process also fills lazy caches (h5py's dimension
 scale and attribute machinery, zarr's data type registry, fill value texts, pyarrow's schema
-metadata) and costs about twice a warm scan. The forkserver never scans, so every child paid
-that first-scan cost again. Listed in ``isolation._PRELOAD``, this module makes the forkserver
+metadata) and costs about twice a warm scan. The forkserver never scans, so every new child
+(one per ``FILES_PER_CHILD`` files, and after each crash) paid that first-scan cost
+again. Listed in ``isolation._PRELOAD``, this module makes the forkserver
 scan (and pack) a small netCDF-like HDF5 file once, so each forked child starts warm.
 
 Only the forkserver imports it. A failure here is ignored: it only costs speed.
