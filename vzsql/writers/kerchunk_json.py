@@ -30,14 +30,16 @@ from vzsql.writers.zarr_v2_meta import v2_documents, v3_documents
 
 
 def reference_urls(tables: Tables) -> pa.Table:
-    """``source_id`` -> the URL written in references: local files as plain absolute paths.
+    """``source_id`` -> the URL written in references (and its row number, ``url_row``):
+    local files as plain absolute paths.
 
     fsspec's local filesystem does not percent-decode ``file://`` URLs, so local sources are
     written as paths (as kerchunk and VirtualiZarr do); remote URLs are kept as they are.
     """
     ids = tables.sources.column("source_id")
     urls = [local_path(u) or u for u in tables.sources.column("uri").to_pylist()]  # per file
-    return pa.table({"source_id": ids, "url": pa.array(urls, pa.string())})
+    rows = pa.array(range(len(urls)), pa.int32())  # position of the URL in this table
+    return pa.table({"source_id": ids, "url": pa.array(urls, pa.string()), "url_row": rows})
 
 
 def metadata_documents(tables: Tables, zarr_format: int) -> dict[str, dict[str, Any]]:

@@ -79,8 +79,22 @@ def linear_index(index: pa.ChunkedArray | pa.Array, counts: list[int]) -> np.nda
     return idx @ strides  # type: ignore[no-any-return]
 
 
+def _url_rows(url_row: np.ndarray, take: np.ndarray) -> pa.Array:
+    """For each slot of a record, the row of its URL (null: inline or missing chunk)."""
+    missing = take < 0
+    rows = np.zeros(len(take), np.int64)
+    if not missing.all():
+        rows[~missing] = url_row[take[~missing]]
+    return pa.array(rows, mask=missing)
+
+
 def _write_array_records(
-    folder: Path, array: str, chunks: pa.Table, counts: list[int], record_size: int
+    folder: Path,
+    array: str,
+    chunks: pa.Table,
+    counts: list[int],
+    record_size: int,
+    urls: pa.Array,
 ) -> int:
     """Write the ``refs.R.parq`` files of one array; returns how many files were written."""
     if chunks.num_rows == 0:
@@ -105,7 +119,7 @@ def _write_array_records(
     bounds = np.flatnonzero(np.diff(records)) + 1
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(order)]])
-    urls = chunks.column("url").combine_chunks()
+    url_row = pc.fill_null(chunks.column("url_row"), -1).to_numpy(zero_copy_only=False)
     data = chunks.column("data").combine_chunks()
     offsets = chunks.column("offset").to_numpy(zero_copy_only=False)
     lengths = chunks.column("length").to_numpy(zero_copy_only=False)
@@ -127,7 +141,7 @@ def _write_array_records(
         size[slot] = lengths[rows]
         table = pa.Table.from_arrays(
             [
-                urls.take(pa.array(take_path, mask=take_path < 0)),
+                urls.take(_url_rows(url_row, take_path)),
                 pa.array(off),
                 pa.array(size),
                 data.take(pa.array(take_raw, mask=take_raw < 0)).cast(pa.binary()),
@@ -164,13 +178,17 @@ def write_kerchunk_parquet(
     con = export_connection(tables, con)
     try:
         check_resolvable(con, str(dest))
+        urls = con.sql("SELECT url FROM ref_urls ORDER BY url_row").to_arrow_table()["url"]
+        urls = urls.combine_chunks()
         with staged_dir(dest, overwrite, ZMETADATA, "kerchunk Parquet store") as tmp:
             for key, doc in docs.items():  # a loop over arrays
                 if not key.endswith("/.zarray"):
                     continue
                 array = key[: -len("/.zarray")]
                 chunks = run_named(con, "export/kerchunk_parquet_chunks", {"array": array})
-                _write_array_records(tmp, array, chunks, chunk_counts(doc), record_size)
+                counts = chunk_counts(doc)
+                _write_array_records(tmp, array, chunks, counts, record_size, urls)
+                del chunks  # one array's rows at a time
             meta = {"metadata": docs, "record_size": record_size, EXTRAS_KEY: extras_of(tables)}
             (tmp / ZMETADATA).write_text(json.dumps(meta, separators=(",", ":")))
     finally:
