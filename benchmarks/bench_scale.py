@@ -198,7 +198,7 @@ def run_vzsql(n: int, work: Path) -> None:
         emit(step="disk: chunks Parquet, proposed layout", n=n, bytes_per_ref=round(b, 3))
     holder.clear()
 
-    holder["m"] = step("load", n, lambda: vzsql.open_manifest(dest))
+    holder["m"] = step("load", n, lambda: vzsql.open_manifest(dest, storage="arrow"))
     if holder["m"] is None:
         return
     per_array = 'SELECT "array", count(*) AS n, sum(length) AS bytes FROM chunks GROUP BY 1'

@@ -215,6 +215,21 @@ def test_unknown_storage_is_refused(nemo, tmp_path):
         vzsql.open_manifest(tmp_path / "m.vzm", storage="disk")  # type: ignore[arg-type]
 
 
+def test_auto_storage_holds_large_saved_manifests_in_duckdb(nemo, tmp_path, monkeypatch):
+    """``open_manifest`` (storage="auto", the default) picks DuckDB storage above
+    ``AUTO_DUCKDB_ROWS`` chunk rows, read from the saved header; Arrow below."""
+    nemo.save(tmp_path / "m.vzm")
+    rows = nemo.info()["chunks"]
+    assert vzsql.open_manifest(tmp_path / "m.vzm").storage == "arrow"
+    monkeypatch.setattr(vzsql.manifest, "AUTO_DUCKDB_ROWS", rows - 1)
+    big = vzsql.open_manifest(tmp_path / "m.vzm")
+    assert big.storage == "duckdb"
+    assert big.table("chunks").equals(nemo.table("chunks"))
+    assert vzsql.open_manifest(tmp_path / "m.vzm", storage="arrow").storage == "arrow"
+    monkeypatch.setattr(vzsql.manifest, "AUTO_DUCKDB_ROWS", rows)
+    assert vzsql.open_manifest(tmp_path / "m.vzm").storage == "arrow"
+
+
 def test_empty_manifest_in_duckdb(tmp_path: Path):
     m = vzsql.Manifest(vzsql.Tables.empty(), storage="duckdb")
     assert m.info()["chunks"] == 0

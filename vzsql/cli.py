@@ -141,9 +141,11 @@ def sql(
     storage: Annotated[
         str,
         typer.Option(
-            "--storage", help="arrow | duckdb (chunk rows in DuckDB's compressed storage)"
+            "--storage",
+            help="auto | arrow | duckdb (chunk rows in DuckDB's compressed storage; "
+            "auto: duckdb above 20M chunk rows)",
         ),
-    ] = "arrow",
+    ] = "auto",
     memory_limit: Annotated[
         str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB")
     ] = None,
@@ -152,8 +154,8 @@ def sql(
     import vzsql
     from vzsql.result_export import write_result
 
-    if storage not in ("arrow", "duckdb"):
-        raise typer.BadParameter("--storage must be arrow or duckdb")
+    if storage not in ("auto", "arrow", "duckdb"):
+        raise typer.BadParameter("--storage must be auto, arrow or duckdb")
     m = vzsql.open_manifest(manifest, storage=storage, memory_limit=memory_limit)  # type: ignore[arg-type]
     params: dict[str, Any] = {}
     for item in param or []:

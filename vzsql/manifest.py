@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from vzsql.store import ManifestStore
 
 Storage = Literal["arrow", "duckdb"]
+# open_manifest(storage="auto"): saved manifests with more chunk rows than this are held in
+# DuckDB storage (~15 B per reference instead of ~49 B as Arrow)
+AUTO_DUCKDB_ROWS = 20_000_000
 
 
 def _check_storage(storage: str) -> None:
@@ -374,7 +377,7 @@ def open_manifest(
     path: str | os.PathLike[str],
     *,
     allow: Any = None,
-    storage: Storage = "arrow",
+    storage: Storage | Literal["auto"] = "auto",
     memory_limit: str | None = None,
     temp_directory: str | None = None,
 ) -> Manifest:
@@ -383,11 +386,15 @@ def open_manifest(
     Reads of its sources are limited to ``allow`` (URL prefixes, or ``"recorded"`` to confirm
     the sources it records), ``VZSQL_ALLOW`` and the folder holding the manifest; see
     ``vzsql.allowlist``. ``storage="duckdb"`` loads the chunk rows a batch at a time into
-    DuckDB's compressed storage (see ``Manifest``), for manifests too large for Arrow.
+    DuckDB's compressed storage (see ``Manifest``), for manifests too large for Arrow;
+    ``"auto"`` (the default) does so above ``AUTO_DUCKDB_ROWS`` chunk rows (20M).
     """
     from vzsql.allowlist import for_opened_manifest
-    from vzsql.persist import load_in_parts, load_tables
+    from vzsql.persist import load_in_parts, load_tables, saved_chunk_rows
 
+    if storage == "auto":
+        rows = saved_chunk_rows(path)
+        storage = "duckdb" if rows is not None and rows > AUTO_DUCKDB_ROWS else "arrow"
     _check_storage(storage)
     if storage == "duckdb":
         small, parts = load_in_parts(path)

@@ -115,6 +115,14 @@ def _read_table(src: Path, name: str) -> pa.Table:
     return conform(name, table)
 
 
+def saved_chunk_rows(path: str | os.PathLike[str]) -> int | None:
+    """How many chunk rows the saved manifest at ``path`` holds, from its header (None if
+    the header does not say)."""
+    rows = _read_header(Path(path)).get("rows")
+    n = rows.get("chunks") if isinstance(rows, dict) else None
+    return n if isinstance(n, int) else None
+
+
 def load_tables(path: str | os.PathLike[str]) -> Tables:
     """Read a manifest folder written by ``save_tables``, validating version and schemas."""
     src = Path(path)
