@@ -162,3 +162,21 @@ def test_export_and_append_from_duckdb_storage(
     ds = read_back(tmp_path / "repo")
     for name in ref.variables:
         np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
+
+
+def test_default_commit_size_follows_available_memory() -> None:
+    """Without ``max_refs_per_commit`` an export sizes its commits to the memory Icechunk's
+    session will need (~1 KB per reference), between 1M and Icechunk's 50M limit."""
+    from vzsql.memory import available_bytes
+    from vzsql.writers.icechunk_batches import (
+        MAX_REFS_PER_COMMIT,
+        MIN_REFS_PER_COMMIT,
+        default_refs_per_commit,
+    )
+
+    assert default_refs_per_commit(16 * 10**9) == 16_000_000
+    assert default_refs_per_commit(10**12) == MAX_REFS_PER_COMMIT
+    assert default_refs_per_commit(10**8) == MIN_REFS_PER_COMMIT
+    now = available_bytes()
+    assert now is not None and now > 0  # Linux: /proc/meminfo
+    assert MIN_REFS_PER_COMMIT <= default_refs_per_commit() <= MAX_REFS_PER_COMMIT

@@ -26,6 +26,21 @@ def rss_bytes() -> int:
         return max_rss_bytes()
 
 
+def available_bytes() -> int | None:
+    """Memory the system can still give processes (``MemAvailable``), None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * _PAGE
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - exotic platforms
+        return None
+
+
 def max_rss_bytes() -> int:
     """High-water mark of this process's RSS since it started (bytes, Linux units)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

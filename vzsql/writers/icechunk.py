@@ -36,10 +36,10 @@ import pyarrow.compute as pc
 from vzsql.errors import ConcurrentWriteError, ExportError
 from vzsql.tables import Tables
 from vzsql.writers.icechunk_batches import (
-    MAX_REFS_PER_COMMIT,
     SLICE_ROWS,
     chunk_slices,
     commit_batches,
+    default_refs_per_commit,
     slice_rows,
 )
 from vzsql.writers.icechunk_refs import (
@@ -170,7 +170,7 @@ def to_icechunk(
     checksum: str = "auto",
     storage_options: dict[str, Any] | None = None,
     retries: int = 0,
-    max_refs_per_commit: int = MAX_REFS_PER_COMMIT,
+    max_refs_per_commit: int | None = None,
     refs_per_manifest: int | None = REFS_PER_MANIFEST,
     resident: ResidentChunks | None = None,
     con: Any = None,
@@ -185,9 +185,11 @@ def to_icechunk(
     ``ConcurrentWriteError`` is raised, or with ``retries`` the write is redone on the new tip.
     ``checksum``: ``auto`` | ``etag`` | ``last_modified`` | ``none`` (module docstring).
 
-    More than ``max_refs_per_commit`` chunk rows (Icechunk's per-commit limit) are written
-    as several commits: the first writes every ``zarr.json`` and the first references,
-    each next one more references (messages end in ``(part i/k)``). Every commit is a valid
+    More than ``max_refs_per_commit`` chunk rows are written as several commits (None: as
+    many as Icechunk's session can hold in the memory available now, ~1 KB each, at most
+    Icechunk's per-commit limit of 50M; see ``default_refs_per_commit``): the first writes
+    every ``zarr.json`` and the first references, each next one more references (messages
+    end in ``(part i/k)``). Every commit is a valid
     repository (chunks not written yet read as the fill value). If a later part fails, the
     branch is reset to where it was before the export (only if nobody else committed since),
     and a repository this call created is removed; the last snapshot id is returned.
@@ -199,6 +201,8 @@ def to_icechunk(
     ``resident``/``con``: the chunk rows of a manifest stored in DuckDB and a connection
     over its tables; the rows are then read a window at a time as they are written.
     """
+    if max_refs_per_commit is None:
+        max_refs_per_commit = default_refs_per_commit()
     check_refs_inside_sources(tables, con)
     refs = source_refs(tables, checksum)
     slice_size = min(SLICE_ROWS, max_refs_per_commit)
