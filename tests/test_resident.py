@@ -83,6 +83,11 @@ def test_values_read_through_xarray(resident):
 def test_checks_and_info_agree(nemo, resident):
     assert resident.info() == nemo.info()
     assert resident.check(stat=False).equals(nemo.check(stat=False))
+    # with stat: source checks and coordinate values read from the files, per array batch
+    assert resident.check().equals(nemo.check())
+    assert resident.check(checks=["duplicate_coordinate_values", "source_changed"]).equals(
+        nemo.check(checks=["duplicate_coordinate_values", "source_changed"])
+    )
     assert resident.stats().keys() == nemo.stats().keys()
 
 
