@@ -149,6 +149,55 @@ def test_operations_on_resident_manifests(nemo, resident):
     )
 
 
+@pytest.mark.parametrize(
+    "indexers",
+    [
+        {"time": slice(100, 200)},
+        {"time": slice(3000, None), "lat": slice(64, 192)},
+        {"lon": slice(0, 64)},
+    ],
+)
+def test_isel_of_a_manifest_in_duckdb_reads_only_the_selected_rows(indexers, monkeypatch):
+    """isel on DuckDB storage drops the rows outside the selected chunk ranges in DuckDB
+    (never materialising every row as Arrow); the result equals isel over Arrow."""
+    arrow = synthetic(200_000)
+    duck = arrow.with_storage("duckdb")
+    expected = arrow.isel(**indexers)
+
+    def refuse(self):
+        raise AssertionError("isel materialised every chunk row as Arrow")
+
+    monkeypatch.setattr(ResidentChunks, "to_arrow", refuse)
+    got = duck.isel(**indexers)
+    monkeypatch.undo()
+    assert 0 < got.tables.chunks.num_rows < arrow.tables.chunks.num_rows
+    for name, table in expected.tables.as_dict().items():
+        assert got.table(name).equals(table), name
+
+
+def test_sel_of_a_manifest_in_duckdb_reads_only_the_coordinate(tmp_path, monkeypatch):
+    """sel reads the coordinate's rows from DuckDB, then selects as isel does."""
+    from fixtures_icechunk import write_day
+
+    days = [write_day(tmp_path / f"d{d}.nc", d) for d in range(4)]
+    arrow = vzsql.scan([str(p) for p in days])
+    duck = arrow.with_storage("duckdb")
+    times = arrow.to_xarray().time.values
+    want = arrow.sel(time=slice(times[2], times[5]))
+
+    def refuse(self):
+        raise AssertionError("sel materialised every chunk row as Arrow")
+
+    monkeypatch.setattr(ResidentChunks, "to_arrow", refuse)
+    got = duck.sel(time=slice(times[2], times[5]))
+    monkeypatch.undo()
+    assert got.info()["chunks"] < arrow.info()["chunks"]
+    for name, table in want.tables.as_dict().items():
+        assert got.table(name).equals(table), name
+    ref = xr.open_mfdataset(days, combine="by_coords").isel(time=slice(2, 6)).load()
+    np.testing.assert_array_equal(got.to_xarray().t2m.values, ref.t2m.values)
+
+
 def synthetic(n: int) -> vzsql.Manifest:
     from benchmarks.synthetic import synthetic_tables
 

@@ -171,6 +171,30 @@ class ResidentChunks:
             ),
         )
 
+    def inline_arrays(self) -> set[str]:
+        """Names of the arrays that have at least one inline chunk (``data``)."""
+        t = self._fetch(f'SELECT DISTINCT "array" FROM {TABLE} WHERE data IS NOT NULL')
+        return set(t["array"].to_pylist())
+
+    def rows_in_chunk_ranges(self, ranges: pa.Table) -> pa.Table:
+        """The rows, in stored order, except those of an array in ``ranges`` (columns
+        ``array``, ``d``: 0-based index position, ``c0``/``c1``: chunk numbers) whose index
+        at ``d`` lies outside ``[c0, c1]`` (contract schema)."""
+        cursor = self._con.cursor()
+        try:
+            cursor.register("__vzsql_ranges", ranges)
+            return conform(
+                "chunks",
+                cursor.sql(
+                    f"""SELECT c.* FROM {TABLE} c WHERE NOT EXISTS (
+                        SELECT 1 FROM __vzsql_ranges r WHERE r."array" = c."array"
+                        AND NOT coalesce(c.index[r.d + 1] BETWEEN r.c0 AND r.c1, true))
+                    ORDER BY c.rowid"""
+                ).to_arrow_table(),
+            )
+        finally:
+            cursor.close()
+
     def source_ids(self) -> list[int]:
         """The distinct non-null ``source_id`` values of the rows."""
         t = self._fetch(f"SELECT DISTINCT source_id FROM {TABLE} WHERE source_id IS NOT NULL")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vzsql.codecs.padded import CODEC_NAME, padded_codecs
 from vzsql.errors import UnalignedSelectionError, VzsqlError
@@ -43,10 +44,37 @@ def isel(m: Manifest, **indexers: slice) -> Manifest:
     """The manifest restricted to ``indexers`` (``dim=slice(start, stop)``, step 1)."""
     from vzsql.manifest import Manifest
 
-    tables = m.tables
+    tables = m.tables if m.resident is None else preselected(m, indexers)
     for dim, sl in indexers.items():
         tables = isel_tables(tables, dim, sl)
     return Manifest(tables)
+
+
+def preselected(m: Manifest, indexers: dict[str, slice]) -> Tables:
+    """The tables of a manifest stored in DuckDB with only the chunk rows ``isel`` can keep:
+    rows of chunks outside the selected chunk range are dropped in DuckDB, so the selection
+    never holds the whole table as Arrow. Coordinates of the selected dimensions and arrays
+    with inline chunks keep all their rows (isel may rewrite them whole), so the result
+    equals ``isel`` over Arrow."""
+    assert m.resident is not None
+    if not indexers:
+        return m.tables
+    small = m.tables_without_chunks()
+    whole = m.resident.inline_arrays()
+    ranges = []
+    for dim, sl in indexers.items():
+        whole.add(dimension_coordinate(small, dim) or "")
+        a, b = selected_range(small, dim, sl)
+        plan = query(
+            "subset_plan",
+            {"arrays": small.arrays, "grid": small.grid},
+            {"dim": dim, "a": a, "b": b},
+        )
+        ranges.append(plan.select(["array", "d", "c0", "c1"]))
+    cut = pa.concat_tables(ranges)
+    keep = pc.invert(pc.is_in(cut["array"], value_set=pa.array(sorted(whole), pa.string())))
+    rows = m.resident.rows_in_chunk_ranges(cut.filter(keep))
+    return small.with_tables(chunks=rows)
 
 
 def sel(m: Manifest, **indexers: Any) -> Manifest:
@@ -55,8 +83,17 @@ def sel(m: Manifest, **indexers: Any) -> Manifest:
     for dim, sl in indexers.items():
         if not isinstance(sl, slice) or sl.step not in (None, 1):
             raise VzsqlError(f"sel({dim}=...) takes a slice of labels with step 1")
-        positions[dim] = label_positions(m.tables, dim, sl.start, sl.stop)
+        positions[dim] = label_positions(_coordinate_tables(m, dim), dim, sl.start, sl.stop)
     return isel(m, **positions)
+
+
+def _coordinate_tables(m: Manifest, dim: str) -> Tables:
+    """Tables enough to read the coordinate of ``dim`` (DuckDB storage: its rows only)."""
+    if m.resident is None:
+        return m.tables
+    small = m.tables_without_chunks()
+    coord = dimension_coordinate(small, dim)
+    return small.with_tables(chunks=m.resident.rows_of_arrays([coord] if coord else []))
 
 
 def label_positions(tables: Tables, dim: str, lo: Any, hi: Any) -> slice:
@@ -106,8 +143,8 @@ def _as_plain_label(label: Any) -> Any:
     return label
 
 
-def isel_tables(tables: Tables, dim: str, sl: slice) -> Tables:
-    """``tables`` restricted to positions ``sl`` along ``dim`` (see the module doc)."""
+def selected_range(tables: Tables, dim: str, sl: slice) -> tuple[int, int]:
+    """Element positions ``[a, b)`` that ``sl`` selects along ``dim`` (errors if none)."""
     extents = {
         shape[list(dims).index(dim)]
         for dims, shape in zip(
@@ -126,6 +163,12 @@ def isel_tables(tables: Tables, dim: str, sl: slice) -> Tables:
     a, b, _ = sl.indices(extents.pop())
     if b <= a:
         raise VzsqlError(f"isel({dim}={sl!r}) selects nothing")
+    return a, b
+
+
+def isel_tables(tables: Tables, dim: str, sl: slice) -> Tables:
+    """``tables`` restricted to positions ``sl`` along ``dim`` (see the module doc)."""
+    a, b = selected_range(tables, dim, sl)
     # small arrays the selection cuts (the coordinate, and arrays held inline such as the
     # auxiliary coordinates concat rebuilt) are rewritten as plain bytes first, then sliced
     for name in _small_along(tables, dim):
