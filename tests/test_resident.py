@@ -103,6 +103,50 @@ def test_save_then_open_in_duckdb_restores_rows_and_order(nemo, tmp_path):
         assert again.table(name).equals(table), name
 
 
+@pytest.mark.parametrize("order", ["stored", "shuffled"])
+@pytest.mark.parametrize("rows_per_file", [7, 1000])
+def test_saving_from_duckdb_writes_the_same_files(
+    nemo, tmp_path, monkeypatch, order, rows_per_file
+):
+    """Saved from DuckDB storage (a file at a time; a reorder is DuckDB's sort), the folder
+    has the same files, rows and original positions as saved from Arrow."""
+    from vzsql.persist import save_tables
+    from vzsql.persist_chunks import storage_order
+
+    m = shuffled(nemo)
+    if order == "stored":  # rows already in the saved layout's order: files without `row`
+        chunks = m.tables.chunks
+        m = vzsql.Manifest(m.tables.with_tables(chunks=chunks.take(storage_order(chunks))))
+    duck = m.with_storage("duckdb")
+    save_tables(m.tables, tmp_path / "a.vzm", rows_per_file=rows_per_file)
+
+    def refuse(self):
+        raise AssertionError("save materialised every chunk row as Arrow")
+
+    monkeypatch.setattr(ResidentChunks, "to_arrow", refuse)
+    save_tables(
+        duck.tables_without_chunks(),
+        tmp_path / "b.vzm",
+        rows_per_file=rows_per_file,
+        resident=duck.resident,
+    )
+    duck.save(tmp_path / "c.vzm")
+    monkeypatch.undo()
+    files = sorted(p.name for p in (tmp_path / "a.vzm" / "chunks").iterdir())
+    assert len(files) == -(-m.info()["chunks"] // rows_per_file)
+    assert files == sorted(p.name for p in (tmp_path / "b.vzm" / "chunks").iterdir())
+    for f in files:
+        a = pq.read_table(tmp_path / "a.vzm" / "chunks" / f)
+        assert a.equals(pq.read_table(tmp_path / "b.vzm" / "chunks" / f)), f
+        assert ("row" in a.column_names) == (order == "shuffled")
+    header = json.loads((tmp_path / "b.vzm" / "manifest.json").read_text())
+    assert header["rows"]["chunks"] == m.info()["chunks"]
+    for path in ("b.vzm", "c.vzm"):
+        back = vzsql.open_manifest(tmp_path / path)
+        for name, table in m.tables.as_dict().items():
+            assert back.table(name).equals(table), (path, name)
+
+
 def test_kerchunk_output_is_the_same(nemo, resident, tmp_path, monkeypatch):
     """Written from DuckDB storage (rows read by the writers' SQL there, never materialised
     as Arrow), kerchunk JSON and Parquet equal those written from the Arrow manifest."""

@@ -210,7 +210,10 @@ class Manifest:
         """Write the manifest as a folder of Parquet files (see docs/manifest-format.md)."""
         from vzsql.persist import save_tables
 
-        save_tables(self.tables, path, overwrite=overwrite)
+        if self._resident is None:
+            save_tables(self._tables, path, overwrite=overwrite)
+        else:  # written a file at a time from DuckDB, never whole as Arrow
+            save_tables(self._tables, path, overwrite=overwrite, resident=self._resident)
 
     # -- reading --------------------------------------------------------------------------
     def to_store(self, **storage_options: Any) -> ManifestStore:

@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,8 +27,17 @@ import pyarrow.parquet as pq
 from vzsql import __version__
 from vzsql.atomic import staged_dir
 from vzsql.errors import ManifestFormatError
-from vzsql.persist_chunks import iter_chunk_files, read_chunks, write_chunks, write_parquet
+from vzsql.persist_chunks import (
+    iter_chunk_files,
+    read_chunks,
+    write_chunk_parts,
+    write_chunks,
+    write_parquet,
+)
 from vzsql.tables import TABLE_NAMES, Tables, conform, empty
+
+if TYPE_CHECKING:
+    from vzsql.resident import ResidentChunks
 
 HEADER = "manifest.json"
 FORMAT_NAME = "vzsql-manifest"
@@ -55,8 +64,12 @@ def save_tables(
     *,
     overwrite: bool = False,
     rows_per_file: int = ROWS_PER_FILE,
+    resident: ResidentChunks | None = None,
 ) -> Path:
-    """Write ``tables`` to the folder ``path`` atomically (temp folder, then rename)."""
+    """Write ``tables`` to the folder ``path`` atomically (temp folder, then rename).
+
+    ``resident``: the chunk rows of a manifest stored in DuckDB (``tables.chunks`` is then
+    ignored), written one file at a time from there."""
     dest = Path(path)
     with staged_dir(dest, overwrite, HEADER, "vzsql manifest") as tmp:
         counts = {}
@@ -65,7 +78,12 @@ def save_tables(
             counts[name] = table.num_rows
             if name != "chunks":
                 write_table(table, tmp / f"{name}.parquet")
-        files = write_chunks(tables.chunks, tmp / "chunks", rows_per_file)
+        if resident is None:
+            files = write_chunks(tables.chunks, tmp / "chunks", rows_per_file)
+        else:
+            counts["chunks"] = resident.num_rows()
+            parts = resident.storage_parts(rows_per_file)
+            files = write_chunk_parts(parts, tmp / "chunks")
         header = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,

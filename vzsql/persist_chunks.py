@@ -21,7 +21,7 @@ manifest is split into several files. Everything here is vectorised (numpy/Arrow
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -80,19 +80,33 @@ def run_starts(
 
 
 # -- order -----------------------------------------------------------------------------------
+BIG = np.iinfo(np.int64).max  # null source ids and offsets sort last (inline chunks)
+
+
+def sort_keys(
+    code: np.ndarray, source_id: pa.ChunkedArray | pa.Array, offset: pa.ChunkedArray | pa.Array
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The storage-order keys of rows: array code (by first appearance), source, offset."""
+    return code.astype(np.int64), _ints(source_id, BIG), _ints(offset, BIG)
+
+
+def keys_ascending(code: np.ndarray, sid: np.ndarray, off: np.ndarray) -> bool:
+    """Whether rows with these keys are in storage order (ties allowed)."""
+    c0, c1, s0, s1, o0, o1 = code[:-1], code[1:], sid[:-1], sid[1:], off[:-1], off[1:]
+    ordered = (c1 > c0) | ((c1 == c0) & ((s1 > s0) | ((s1 == s0) & (o1 >= o0))))
+    return bool(ordered.all())
+
+
 def storage_order(chunks: pa.Table) -> np.ndarray | None:
     """The row order of the stored layout, or None when the rows are in it already."""
     n = chunks.num_rows
     if n < 2:
         return None
     enc = chunks["array"].combine_chunks().dictionary_encode()  # codes by first appearance
-    code = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    big = np.iinfo(np.int64).max
-    sid = _ints(chunks["source_id"], big)  # inline chunks (no file) last within their array
-    off = _ints(chunks["offset"], big)
-    c0, c1, s0, s1, o0, o1 = code[:-1], code[1:], sid[:-1], sid[1:], off[:-1], off[1:]
-    ordered = (c1 > c0) | ((c1 == c0) & ((s1 > s0) | ((s1 == s0) & (o1 >= o0))))
-    if ordered.all():
+    code, sid, off = sort_keys(
+        enc.indices.to_numpy(zero_copy_only=False), *(chunks[c] for c in ("source_id", "offset"))
+    )
+    if keys_ascending(code, sid, off):
         return None
     return np.lexsort((off, sid, code))  # stable: ties keep their order
 
@@ -165,23 +179,39 @@ def write_chunk_file(table: pa.Table, path: Path) -> None:
     write_parquet(table, path, ints, ROW_GROUP)
 
 
-def write_chunks(chunks: pa.Table, folder: Path, rows_per_file: int) -> list[str]:
-    """Write ``chunks`` as Parquet files under ``folder``; return their names (in order)."""
-    folder.mkdir()
+def storage_parts(
+    chunks: pa.Table, rows_per_file: int
+) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
+    """``chunks`` in storage order, ``rows_per_file`` rows at a time, each part with the
+    original positions of its rows (None when the rows are in storage order already)."""
     order = storage_order(chunks)
     n = chunks.num_rows
-    names = []
-    for i, lo in enumerate(range(0, max(n, 1), rows_per_file)):
+    for lo in range(0, max(n, 1), rows_per_file):
         hi = min(n, lo + rows_per_file)
         if order is None:
-            part, row = chunks.slice(lo, hi - lo), None
+            yield chunks.slice(lo, hi - lo), None
         else:
             row = order[lo:hi]
-            part = chunks.take(pa.array(row))
+            yield chunks.take(pa.array(row)), row
+
+
+def write_chunk_parts(
+    parts: Iterable[tuple[pa.Table, np.ndarray | None]], folder: Path
+) -> list[str]:
+    """Write each part (rows in storage order, with their original positions or None) as
+    one Parquet file under ``folder``; return the file names (in order)."""
+    folder.mkdir()
+    names = []
+    for i, (part, row) in enumerate(parts):
         name = f"part-{i:05d}.parquet"
         write_chunk_file(encode_chunks(part, row), folder / name)
         names.append(name)
     return names
+
+
+def write_chunks(chunks: pa.Table, folder: Path, rows_per_file: int) -> list[str]:
+    """Write ``chunks`` as Parquet files under ``folder``; return their names (in order)."""
+    return write_chunk_parts(storage_parts(chunks, rows_per_file), folder)
 
 
 # -- decode ----------------------------------------------------------------------------------

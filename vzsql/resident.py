@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vzsql.errors import QueryError, StorageError
 from vzsql.tables import conform
@@ -145,6 +147,62 @@ class ResidentChunks:
             ),
         )
 
+    def num_rows(self) -> int:
+        """How many chunk rows are stored."""
+        return int(self._fetch(f"SELECT count(*) AS n FROM {TABLE}")["n"][0].as_py())
+
+    def _in_storage_order(self, names: pa.Array) -> bool:
+        """Whether the stored rows are in the saved layout's order (one streamed pass;
+        ``names``: the arrays in order of first appearance)."""
+        from vzsql.persist_chunks import keys_ascending, sort_keys
+
+        last: tuple[np.ndarray, ...] = ()
+        for batch in self.batches(["array", "source_id", "offset"]):
+            code = pc.index_in(batch["array"], value_set=names).to_numpy(zero_copy_only=False)
+            keys: tuple[np.ndarray, ...] = sort_keys(code, batch["source_id"], batch["offset"])
+            if last:
+                keys = tuple(np.concatenate([k0, k]) for k0, k in zip(last, keys, strict=True))
+            if not keys_ascending(*keys):
+                return False
+            last = tuple(k[-1:] for k in keys)
+        return True
+
+    def storage_parts(self, rows_per_file: int) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
+        """The rows in the saved layout's order (``vzsql.persist_chunks``: arrays by first
+        appearance, then source, then offset), ``rows_per_file`` at a time, each part with
+        its rows' stored positions (None when the stored order is that order already). Only
+        one part is held as Arrow; a reordering is DuckDB's sort (which spills)."""
+        firsts = self._fetch(
+            f'SELECT "array", min(rowid) AS first FROM {TABLE} GROUP BY 1 ORDER BY 2'
+        )
+        n = self.num_rows()
+        if self._in_storage_order(firsts["array"].combine_chunks()):
+            for lo in range(0, max(n, 1), rows_per_file):
+                yield self.rows_in_window(None, lo, lo + rows_per_file), None
+            return
+        cursor = self._con.cursor()
+        try:
+            cursor.register("__vzsql_firsts", firsts)
+            reader = cursor.sql(
+                f"SELECT c.*, c.rowid AS {ROW} FROM {TABLE} c "
+                'JOIN __vzsql_firsts f USING ("array") '
+                'ORDER BY f.first, c.source_id NULLS LAST, c."offset" NULLS LAST, c.rowid'
+            ).to_arrow_reader(BATCH_ROWS)
+            pending: list[pa.RecordBatch] = []
+            held = 0
+            for batch in itertools.chain(reader, [None]):
+                if batch is not None:
+                    pending.append(batch)
+                    held += batch.num_rows
+                while held >= rows_per_file or (batch is None and held):
+                    table = pa.Table.from_batches(pending)
+                    part, rest = table.slice(0, rows_per_file), table.slice(rows_per_file)
+                    pending, held = rest.to_batches(), rest.num_rows
+                    row = part[ROW].to_numpy(zero_copy_only=False)
+                    yield conform("chunks", part.drop_columns([ROW])), row
+        finally:
+            cursor.close()
+
     def windows(self, rows: int) -> list[tuple[str, RowWindow]]:
         """The rows cut into windows of ``rows`` stored positions, per array (``(array,
         window)`` pairs in array order; each window holds at most ``rows`` rows). Only
@@ -161,13 +219,15 @@ class ResidentChunks:
             )
         ]
 
-    def rows_in_window(self, array: str, lo: int, hi: int) -> pa.Table:
-        """Rows of ``array`` at stored positions ``[lo, hi)`` (contract schema)."""
+    def rows_in_window(self, array: str | None, lo: int, hi: int) -> pa.Table:
+        """Rows of ``array`` (None: of every array) at stored positions ``[lo, hi)``, in
+        stored order (contract schema)."""
         return conform(
             "chunks",
             self._fetch(
-                f'SELECT * FROM {TABLE} WHERE rowid >= ? AND rowid < ? AND "array" = ?',
-                [lo, hi, array],
+                f"SELECT * FROM {TABLE} WHERE rowid >= ? AND rowid < ? "
+                'AND (? IS NULL OR "array" = ?) ORDER BY rowid',
+                [lo, hi, array, array],
             ),
         )
 
