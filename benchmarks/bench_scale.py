@@ -14,8 +14,8 @@ Memory per reference is reported three ways for vzsql: the Arrow buffers of the 
 tables in the contract schema, a compact layout of the chunks table (dictionary
 ``array``, ``fixed_size_list<int32>`` index, int32 length, no ``data`` column), and
 DuckDB's own compressed in-memory table; with the manifest held in DuckDB storage the
-queries, check and both exports run again (they read the rows from DuckDB, a batch at a
-time). Each (tool, size) runs in its own process, so
+queries, check, isel, save and both exports run again (they read the rows from DuckDB, a
+batch at a time). Each (tool, size) runs in its own process, so
 peaks do not leak between them. A step that fails or is not available is reported with
 its reason, not hidden.
 """
@@ -126,6 +126,12 @@ def proposal_parquet_bytes(chunks: Any, path: Path) -> float:
     return path.stat().st_size / chunks.num_rows
 
 
+def tenth(m: Any) -> Any:
+    """``m.isel`` of the first tenth of its time axis."""
+    steps = m.table("arrays")["shape"][0].as_py()[0]
+    return m.isel(time=slice(0, max(1, steps // 10)))
+
+
 def run_vzsql(n: int, work: Path) -> None:
     import duckdb
     import pyarrow.parquet as pq
@@ -209,6 +215,7 @@ def run_vzsql(n: int, work: Path) -> None:
     step("query: bytes per array", n, lambda: holder["m"].sql(per_array).fetchall())
     step("query: top 10 sources by bytes", n, lambda: holder["m"].sql(per_source).fetchall())
     step("check (tables, no stat)", n, lambda: holder["m"].check(stat=False).num_rows)
+    step("isel: a tenth of time", n, lambda: tenth(holder["m"]).info()["chunks"])
     step(
         "export: kerchunk Parquet",
         n,
@@ -246,6 +253,10 @@ def run_vzsql(n: int, work: Path) -> None:
             lambda: holder["m"].sql(per_source).fetchall(),
         )
         step("check (duckdb storage, no stat)", n, lambda: holder["m"].check(stat=False).num_rows)
+        step(
+            "isel: a tenth of time (duckdb storage)", n, lambda: tenth(holder["m"]).info()["chunks"]
+        )
+        step("save (duckdb storage)", n, lambda: holder["m"].save(work / "m2.vzm"))
         step(
             "export: kerchunk Parquet (duckdb storage)",
             n,

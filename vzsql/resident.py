@@ -236,22 +236,23 @@ class ResidentChunks:
         t = self._fetch(f'SELECT DISTINCT "array" FROM {TABLE} WHERE data IS NOT NULL')
         return set(t["array"].to_pylist())
 
-    def rows_in_chunk_ranges(self, ranges: pa.Table) -> pa.Table:
-        """The rows, in stored order, except those of an array in ``ranges`` (columns
-        ``array``, ``d``: 0-based index position, ``c0``/``c1``: chunk numbers) whose index
-        at ``d`` lies outside ``[c0, c1]`` (contract schema)."""
+    def rows_in_chunk_ranges(self, ranges: Sequence[pa.Table]) -> pa.Table:
+        """The rows, in stored order, except those of an array in one of ``ranges`` (each
+        a table with at most one row per array: ``array``, ``d``: 0-based index position,
+        ``c0``/``c1``: chunk numbers) whose index at ``d`` lies outside ``[c0, c1]``."""
         cursor = self._con.cursor()
         try:
-            cursor.register("__vzsql_ranges", ranges)
-            return conform(
-                "chunks",
-                cursor.sql(
-                    f"""SELECT c.* FROM {TABLE} c WHERE NOT EXISTS (
-                        SELECT 1 FROM __vzsql_ranges r WHERE r."array" = c."array"
-                        AND NOT coalesce(c.index[r.d + 1] BETWEEN r.c0 AND r.c1, true))
-                    ORDER BY c.rowid"""
-                ).to_arrow_table(),
-            )
+            joins, keep = [], []
+            for i, table in enumerate(ranges):  # one small hash join per selected dimension
+                cursor.register(f"__vzsql_ranges{i}", table)
+                joins.append(f'LEFT JOIN __vzsql_ranges{i} r{i} ON r{i}."array" = c."array"')
+                keep.append(
+                    f"(r{i}.d IS NULL OR "
+                    f"coalesce(c.index[r{i}.d + 1] BETWEEN r{i}.c0 AND r{i}.c1, true))"
+                )
+            where = " AND ".join(keep) or "true"
+            query = f"SELECT c.* FROM {TABLE} c {' '.join(joins)} WHERE {where} ORDER BY c.rowid"
+            return conform("chunks", cursor.sql(query).to_arrow_table())
         finally:
             cursor.close()
 

@@ -71,10 +71,9 @@ def preselected(m: Manifest, indexers: dict[str, slice]) -> Tables:
             {"dim": dim, "a": a, "b": b},
         )
         ranges.append(plan.select(["array", "d", "c0", "c1"]))
-    cut = pa.concat_tables(ranges)
-    keep = pc.invert(pc.is_in(cut["array"], value_set=pa.array(sorted(whole), pa.string())))
-    rows = m.resident.rows_in_chunk_ranges(cut.filter(keep))
-    return small.with_tables(chunks=rows)
+    kept = pa.array(sorted(whole), pa.string())
+    cuts = [r.filter(pc.invert(pc.is_in(r["array"], value_set=kept))) for r in ranges]
+    return small.with_tables(chunks=m.resident.rows_in_chunk_ranges(cuts))
 
 
 def sel(m: Manifest, **indexers: Any) -> Manifest:
