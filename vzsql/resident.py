@@ -221,12 +221,13 @@ class ResidentChunks:
 
     def rows_in_window(self, array: str | None, lo: int, hi: int) -> pa.Table:
         """Rows of ``array`` (None: of every array) at stored positions ``[lo, hi)``, in
-        stored order (contract schema)."""
+        stored order (contract schema): a filtered scan keeps insertion order under
+        DuckDB's default ``preserve_insertion_order``, so no sort is needed."""
         return conform(
             "chunks",
             self._fetch(
                 f"SELECT * FROM {TABLE} WHERE rowid >= ? AND rowid < ? "
-                'AND (? IS NULL OR "array" = ?) ORDER BY rowid',
+                'AND (? IS NULL OR "array" = ?)',
                 [lo, hi, array, array],
             ),
         )
