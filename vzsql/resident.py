@@ -238,9 +238,10 @@ class ResidentChunks:
         return set(t["array"].to_pylist())
 
     def rows_in_chunk_ranges(self, ranges: Sequence[pa.Table]) -> pa.Table:
-        """The rows, in stored order, except those of an array in one of ``ranges`` (each
-        a table with at most one row per array: ``array``, ``d``: 0-based index position,
-        ``c0``/``c1``: chunk numbers) whose index at ``d`` lies outside ``[c0, c1]``."""
+        """The rows (in no particular order) except those of an array in one of ``ranges``
+        (each a table with at most one row per array: ``array``, ``d``: 0-based index
+        position, ``c0``/``c1``: chunk numbers) whose index at ``d`` lies outside
+        ``[c0, c1]``."""
         cursor = self._con.cursor()
         try:
             joins, keep = [], []
@@ -252,7 +253,7 @@ class ResidentChunks:
                     f"coalesce(c.index[r{i}.d + 1] BETWEEN r{i}.c0 AND r{i}.c1, true))"
                 )
             where = " AND ".join(keep) or "true"
-            query = f"SELECT c.* FROM {TABLE} c {' '.join(joins)} WHERE {where} ORDER BY c.rowid"
+            query = f"SELECT c.* FROM {TABLE} c {' '.join(joins)} WHERE {where}"
             return conform("chunks", cursor.sql(query).to_arrow_table())
         finally:
             cursor.close()
