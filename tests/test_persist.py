@@ -174,3 +174,26 @@ def test_any_chunk_rows_round_trip(tmp_path: Path, chunks: pa.Table, per_file: i
     tables = Tables(**{**Tables.empty().as_dict(), "chunks": chunks})
     back = round_trip(tables, tmp_path / "h.vzm", rows_per_file=per_file)
     assert back.chunks.equals(chunks)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(chunks=chunk_rows(), per_file=st.integers(1, 50))
+def test_any_chunk_rows_saved_from_duckdb_storage(
+    tmp_path: Path, chunks: pa.Table, per_file: int
+) -> None:
+    """Rows in DuckDB storage are saved a file at a time (in order, or sorted by DuckDB):
+    the same files as from Arrow, and loading gives the rows back in their order."""
+    tables = Tables(**{**Tables.empty().as_dict(), "chunks": chunks})
+    duck = vzsql.Manifest(tables, storage="duckdb")
+    for name in ("a.vzm", "b.vzm"):
+        shutil.rmtree(tmp_path / name, ignore_errors=True)
+    save_tables(tables, tmp_path / "a.vzm", rows_per_file=per_file)
+    save_tables(tables, tmp_path / "b.vzm", rows_per_file=per_file, resident=duck.resident)
+    files = sorted(p.name for p in (tmp_path / "a.vzm" / "chunks").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "b.vzm" / "chunks").iterdir())
+    for f in files:
+        a = pq.read_table(tmp_path / "a.vzm" / "chunks" / f)
+        assert a.equals(pq.read_table(tmp_path / "b.vzm" / "chunks" / f)), f
+    assert load_tables(tmp_path / "b.vzm").chunks.equals(chunks)
