@@ -178,19 +178,23 @@ class ScanClock:
             self.scanned = time.perf_counter() - self.t0
 
 
+DEFAULT_SCAN = "vzsql.scan (default: reused children; scan + combine)"
+
+
 def bench_vzsql(uris: list[str], subset: int, out: Path) -> Any:
-    """vzsql.scan of all files (threads, then 2 processes); the variants on ``subset`` files."""
+    """vzsql.scan of all files (its default: reused child processes from 200 files on; then
+    a ProcessPoolExecutor(2)); the variants (threads, ...) on ``subset`` files."""
     import vzsql
 
     n = len(uris)
     print(f"\n== vzsql on {n} files ==", flush=True)
     clock = ScanClock()
     m = timed(
-        "vzsql.scan (default thread pool; scan + combine)",
+        DEFAULT_SCAN,
         n,
         lambda: vzsql.scan(uris, progress=clock),
     )
-    total = RESULTS["vzsql.scan (default thread pool; scan + combine)"][0]
+    total = RESULTS[DEFAULT_SCAN][0]
     print(
         f"    of which scanning {clock.scanned:.1f} s ({1000 * clock.scanned / n:.2f} ms/file), "
         f"combining along time {total - clock.scanned:.1f} s "
@@ -218,6 +222,7 @@ def bench_vzsql(uris: list[str], subset: int, out: Path) -> Any:
     sub = uris[:subset]
     k = len(sub)
     note = "" if k == n else f" [first {k}]"
+    timed(f"vzsql.scan isolate=False (threads){note}", k, lambda: vzsql.scan(sub, isolate=False))
     timed(f"vzsql.scan concat_dim='time'{note}", k, lambda: vzsql.scan(sub, concat_dim="time"))
     rec = timed(
         f"vzsql.scan on_error='record'{note}", k, lambda: vzsql.scan(sub, on_error="record")
@@ -340,7 +345,7 @@ def main() -> int:
                     print(
                         f"  EXTRAPOLATED (linear from {k} files, not measured): {label} on "
                         f"{full} files ~ {est:.0f} s; vzsql.scan measured "
-                        f"{RESULTS['vzsql.scan (default thread pool; scan + combine)'][0]:.0f} s"
+                        f"{RESULTS[DEFAULT_SCAN][0]:.0f} s"
                     )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -44,3 +44,43 @@ def test_dask_distributed_executor(monthly_archive):  # noqa: F811
         p.as_uri() for p in monthly_archive
     ]
     assert all(p.chunks.num_rows > 0 for p in parts)
+
+
+def test_many_files_are_scanned_in_reused_children_by_default(tmp_path, monkeypatch):
+    """With no executor, ``AUTO_ISOLATE_FILES`` files or more are scanned in reused child
+    processes (faster than threads, crash-proof); the manifest equals a threaded scan."""
+    import importlib
+
+    import netCDF4
+    import numpy as np
+
+    import vzsql
+    from vzsql import isolation
+
+    scan_module = importlib.import_module("vzsql.scan")  # vzsql.scan is also the function
+
+    monkeypatch.setattr(scan_module, "AUTO_ISOLATE_FILES", 12)
+    paths = []
+    for i in range(12):
+        p = tmp_path / f"f{i:02d}.nc"
+        with netCDF4.Dataset(p, "w") as ds:
+            ds.createDimension("time", 1)
+            ds.createDimension("x", 4)
+            t = ds.createVariable("time", "f8", ("time",))
+            t.units = "days since 2000-01-01"
+            t[:] = [i]
+            v = ds.createVariable("v", "f4", ("time", "x"), zlib=True)
+            v[:] = np.full((1, 4), i, "f4")
+        paths.append(str(p))
+    threaded = vzsql.scan(paths, isolate=False)
+    isolation._CHILDREN.close()
+    assert not isolation._CHILDREN.idle
+    default = vzsql.scan(paths)
+    assert isolation._CHILDREN.idle  # children served the files and wait for more
+    for name, table in threaded.tables.as_dict().items():
+        if name == "sources":  # scanned_at differs
+            table = table.drop_columns(["scanned_at"])
+        assert default.table(name).select(table.column_names).equals(table), name
+    isolation._CHILDREN.close()
+    vzsql.scan(paths[:11])  # below the threshold: threads, no child
+    assert not isolation._CHILDREN.idle

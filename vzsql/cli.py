@@ -6,6 +6,7 @@ traceback; other exit codes are command-specific (``check`` exits 1 on problems)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -57,7 +58,12 @@ def scan(
     concat_dim: Annotated[
         str | None, typer.Option("--concat-dim", help="dimension to combine files along")
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", help="parallel scanning threads")] = 8,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", help="parallel scanning threads (default: vzsql's choice, see README)"
+        ),
+    ] = None,
     processes: Annotated[bool, typer.Option("--processes", help="scan in processes")] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="replace an existing output")
@@ -90,8 +96,13 @@ def scan(
 
     if on_error not in ("raise", "record"):
         raise typer.BadParameter("--on-error must be 'raise' or 'record'")
-    pool: Executor = (
-        ProcessPoolExecutor(max_workers=workers) if processes else ThreadPoolExecutor(workers)
+    # no executor: vzsql's own choice (threads, or reused child processes for many files)
+    pool: Executor | None = (
+        ProcessPoolExecutor(max_workers=workers)
+        if processes
+        else ThreadPoolExecutor(workers)
+        if workers
+        else None
     )
     bar = None if quiet else tqdm(total=0, unit="file", desc="scanning", file=sys.stderr)
 
@@ -101,7 +112,7 @@ def scan(
             bar.n = done
             bar.refresh()
 
-    with pool:
+    with pool if pool is not None else contextlib.nullcontext():
         m = vzsql.scan(
             paths,
             executor=pool,
@@ -109,7 +120,7 @@ def scan(
             progress=progress,
             on_error=on_error,  # type: ignore[arg-type]
             timeout=timeout,
-            isolate=isolate,
+            isolate=True if isolate else None,
             resume=output if resume else None,
         )
     if bar is not None:
