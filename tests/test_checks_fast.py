@@ -247,7 +247,7 @@ def test_checks_of_a_manifest_in_duckdb_equal_arrow(tables: Tables, batch_rows: 
     assert list(found) == list(TABLE_CHECKS)
     for name in TABLE_CHECKS:
         same_rows(found[name], arrow.check(stat=False, checks=[name]))
-    assert duck.check(stat=False).equals(arrow.check(stat=False))
+    same_rows(duck.check(stat=False), arrow.check(stat=False))  # ties in any order
 
 
 def test_checking_a_manifest_in_duckdb_does_not_materialise_its_rows(
@@ -277,7 +277,7 @@ def test_checking_a_manifest_in_duckdb_does_not_materialise_its_rows(
 
     monkeypatch.setattr(ResidentChunks, "to_arrow", lambda self: refuse())
     problems = duck.check(stat=False)
-    assert problems.equals(expected)
+    same_rows(problems, expected)  # the two rows of chunk [1] may come in either order
     assert {"duplicate_chunk_key", "overlapping_ranges", "index_outside_grid"} <= set(
         problems["kind"].to_pylist()
     )

@@ -354,3 +354,25 @@ def test_external_storage_to_xarray_equals_h5netcdf(
         for name, var in ref.variables.items():
             assert ours[name].dtype == var.dtype, name
             np.testing.assert_array_equal(ours[name].values, var.values, err_msg=name)
+
+
+def test_typed_errors_arrive_whole_from_isolated_scans(tmp_path: Path) -> None:
+    """A scan in a child process raises the scanner's own error: class, file, array and
+    extras (``filter_id``) as an in-process scan does, and it pickles whole."""
+    import pickle
+
+    import vzsql
+
+    path = fx.write_h5_scaleoffset(tmp_path)
+    with pytest.raises(UnsupportedFilterError) as direct:
+        vzsql.scan(str(path), isolate=False)
+    with pytest.raises(UnsupportedFilterError) as isolated:
+        vzsql.scan(str(path), isolate=True)
+    for e in (isolated.value, pickle.loads(pickle.dumps(direct.value))):
+        assert str(e) == str(direct.value)
+        assert (e.filter_id, e.array, e.source, e.detail) == (
+            direct.value.filter_id,
+            direct.value.array,
+            direct.value.source,
+            direct.value.detail,
+        )

@@ -33,6 +33,21 @@ class VzsqlError(Exception):
         self.detail = message
         super().__init__(f"{message} ({', '.join(where)})" if where else message)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle with every field (file, array, chunk, subclass extras such as
+        ``filter_id``), so an error raised in a scanner child process arrives whole."""
+        return (_rebuilt, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuilt(
+    cls: type[VzsqlError], args: tuple[object, ...], state: dict[str, object]
+) -> VzsqlError:
+    """A ``VzsqlError`` of class ``cls`` with ``args`` and attributes ``state`` (unpickling)."""
+    e = cls.__new__(cls)
+    e.args = args
+    e.__dict__.update(state)
+    return e
+
 
 class SourceError(VzsqlError):
     """A source file cannot be opened, is missing, truncated or not of the expected format."""

@@ -25,7 +25,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
@@ -75,9 +75,13 @@ class ScanFailure:
     kind: str
     error: str
     reason: str
+    # the error itself, when it was a VzsqlError (raised again by on_error="raise")
+    exception: VzsqlError | None = field(default=None, compare=False, repr=False)
 
     def as_error(self) -> VzsqlError:
         """The failure as the typed error it was (``VzsqlError`` for crashes and timeouts)."""
+        if self.exception is not None:
+            return self.exception
         cls = getattr(errors, self.error, None)
         if isinstance(cls, type) and issubclass(cls, VzsqlError):
             try:
@@ -150,7 +154,9 @@ def scan_one(
     try:
         tables = scan_file(uri, storage_options, fmt, scanner=scanner, read_policy=read_policy)
     except Exception as e:
-        return ScanOutcome(uri, failure=ScanFailure(uri, "error", type(e).__name__, describe(e)))
+        typed = e if isinstance(e, VzsqlError) else None
+        failure = ScanFailure(uri, "error", type(e).__name__, describe(e), exception=typed)
+        return ScanOutcome(uri, failure=failure)
     return ScanOutcome(uri, tables=tables)
 
 
@@ -170,7 +176,10 @@ def _answer(conn: Connection, request: tuple[Any, ...]) -> None:
         else:
             f = outcome.failure
             assert f is not None
-            conn.send_bytes(b"E" + json.dumps([f.error, f.reason]).encode())
+            try:  # the typed error whole (file, array, chunk, extras), else its name and text
+                conn.send_bytes(b"X" + ForkingPickler.dumps((f.error, f.reason, f.exception)))
+            except Exception:
+                conn.send_bytes(b"E" + json.dumps([f.error, f.reason]).encode())
     except BaseException as e:  # pragma: no cover - packing failed; still answer
         msg = json.dumps([type(e).__name__, describe(e) or traceback.format_exc(limit=1)])
         conn.send_bytes(b"E" + msg.encode())
@@ -325,5 +334,9 @@ def scan_isolated(
     kind, body = message[:1], message[1:]
     if kind == b"T":
         return ScanOutcome(uri, tables=unpack_tables(body))
-    error, reason = json.loads(body)
-    return ScanOutcome(uri, failure=ScanFailure(uri, "error", error, reason))
+    exception = None
+    if kind == b"X":
+        error, reason, exception = ForkingPickler.loads(body)
+    else:
+        error, reason = json.loads(body)
+    return ScanOutcome(uri, failure=ScanFailure(uri, "error", error, reason, exception=exception))

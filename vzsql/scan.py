@@ -233,9 +233,9 @@ def scan(
     ``on_error="record"``: files that fail are listed in ``Manifest.failures`` and the rest
     are scanned. ``timeout`` (seconds per file) or ``isolate=True``: each file is scanned in
     a child process, so crashes and hangs are failures too; by default (``isolate=None``)
-    that is how 200 files or more are scanned when no executor is given. ``resume``: a manifest folder
-    (or journal folder); files whose earlier result is still valid are not rescanned, see
-    ``vzsql.resume``. ``read_policy``: retries and timeouts of remote reads.
+    that is how 200 files or more are scanned when no executor is given. ``resume``: a
+    manifest folder (or journal folder); files whose earlier result is still valid are not
+    rescanned, see ``vzsql.resume``. ``read_policy``: retries and timeouts of remote reads.
     """
     from vzsql.allowlist import AllowList
 
