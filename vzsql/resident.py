@@ -130,22 +130,19 @@ class ResidentChunks:
         t = self._fetch(f'SELECT "array", count(*) AS n FROM {TABLE} GROUP BY 1')
         return dict(zip(t["array"].to_pylist(), t["n"].to_pylist(), strict=True))
 
+    def _rows(self, where: str, params: list[Any] | None = None) -> pa.Table:
+        """The rows matching ``where`` (bound ``params``), in stored order (a filtered scan
+        keeps insertion order under DuckDB's default ``preserve_insertion_order``), as
+        Arrow in the contract schema."""
+        return conform("chunks", self._fetch(f"SELECT * FROM {TABLE} WHERE {where}", params))
+
     def rows_of_arrays(self, names: Sequence[str]) -> pa.Table:
-        """The rows of the arrays ``names``, in stored order, as Arrow (contract schema)."""
-        return conform(
-            "chunks",
-            self._fetch(f'SELECT * FROM {TABLE} WHERE list_contains(?, "array")', [list(names)]),
-        )
+        """The rows of the arrays ``names``, in stored order (contract schema)."""
+        return self._rows('list_contains(?, "array")', [list(names)])
 
     def rows_of_sources(self, source_ids: Sequence[int]) -> pa.Table:
         """The rows referencing the sources ``source_ids``, in stored order (contract schema)."""
-        return conform(
-            "chunks",
-            self._fetch(
-                f"SELECT * FROM {TABLE} WHERE list_contains(?, source_id)",
-                [[int(i) for i in source_ids]],
-            ),
-        )
+        return self._rows("list_contains(?, source_id)", [[int(i) for i in source_ids]])
 
     def num_rows(self) -> int:
         """How many chunk rows are stored."""
@@ -175,31 +172,29 @@ class ResidentChunks:
         firsts = self._fetch(
             f'SELECT "array", min(rowid) AS first FROM {TABLE} GROUP BY 1 ORDER BY 2'
         )
-        n = self.num_rows()
-        if self._in_storage_order(firsts["array"].combine_chunks()):
-            for lo in range(0, max(n, 1), rows_per_file):
-                yield self.rows_in_window(None, lo, lo + rows_per_file), None
-            return
+        ordered = self._in_storage_order(firsts["array"].combine_chunks())
+        query = (
+            f"SELECT * FROM {TABLE}"  # a plain scan keeps the stored order
+            if ordered
+            else f"SELECT c.*, c.rowid AS {ROW} FROM {TABLE} c "
+            'JOIN __vzsql_firsts f USING ("array") '
+            'ORDER BY f.first, c.source_id NULLS LAST, c."offset" NULLS LAST, c.rowid'
+        )
         cursor = self._con.cursor()
         try:
             cursor.register("__vzsql_firsts", firsts)
-            reader = cursor.sql(
-                f"SELECT c.*, c.rowid AS {ROW} FROM {TABLE} c "
-                'JOIN __vzsql_firsts f USING ("array") '
-                'ORDER BY f.first, c.source_id NULLS LAST, c."offset" NULLS LAST, c.rowid'
-            ).to_arrow_reader(BATCH_ROWS)
-            pending: list[pa.RecordBatch] = []
-            held = 0
-            for batch in itertools.chain(reader, [None]):
-                if batch is not None:
-                    pending.append(batch)
-                    held += batch.num_rows
-                while held >= rows_per_file or (batch is None and held):
-                    table = pa.Table.from_batches(pending)
-                    part, rest = table.slice(0, rows_per_file), table.slice(rows_per_file)
-                    pending, held = rest.to_batches(), rest.num_rows
+            any_rows = False
+            # DuckDB's reader gives batches of exactly rows_per_file rows (the last: the rest)
+            for batch in cursor.sql(query).to_arrow_reader(rows_per_file):
+                any_rows = True
+                part = pa.Table.from_batches([batch])
+                if ordered:
+                    yield conform("chunks", part), None
+                else:
                     row = part[ROW].to_numpy(zero_copy_only=False)
                     yield conform("chunks", part.drop_columns([ROW])), row
+            if not any_rows:
+                yield self._rows("false"), None
         finally:
             cursor.close()
 
@@ -219,18 +214,9 @@ class ResidentChunks:
             )
         ]
 
-    def rows_in_window(self, array: str | None, lo: int, hi: int) -> pa.Table:
-        """Rows of ``array`` (None: of every array) at stored positions ``[lo, hi)``, in
-        stored order (contract schema): a filtered scan keeps insertion order under
-        DuckDB's default ``preserve_insertion_order``, so no sort is needed."""
-        return conform(
-            "chunks",
-            self._fetch(
-                f"SELECT * FROM {TABLE} WHERE rowid >= ? AND rowid < ? "
-                'AND (? IS NULL OR "array" = ?)',
-                [lo, hi, array, array],
-            ),
-        )
+    def rows_in_window(self, array: str, lo: int, hi: int) -> pa.Table:
+        """Rows of ``array`` at stored positions ``[lo, hi)``, in stored order."""
+        return self._rows('rowid >= ? AND rowid < ? AND "array" = ?', [lo, hi, array])
 
     def inline_arrays(self) -> set[str]:
         """Names of the arrays that have at least one inline chunk (``data``)."""
@@ -277,11 +263,7 @@ class ResidentChunks:
         held = self._arrow() if self._arrow is not None else None
         if held is not None:
             return held
-        cursor = self._con.cursor()
-        try:
-            table = conform("chunks", cursor.sql(f"SELECT * FROM {TABLE}").to_arrow_table())
-        finally:
-            cursor.close()
+        table = self._rows("true")
         self._arrow = weakref.ref(table)
         return table
 
