@@ -210,10 +210,8 @@ class Manifest:
         """Write the manifest as a folder of Parquet files (see docs/manifest-format.md)."""
         from vzsql.persist import save_tables
 
-        if self._resident is None:
-            save_tables(self._tables, path, overwrite=overwrite)
-        else:  # written a file at a time from DuckDB, never whole as Arrow
-            save_tables(self._tables, path, overwrite=overwrite, resident=self._resident)
+        # DuckDB storage: written a file at a time from there, never whole as Arrow
+        save_tables(self._tables, path, overwrite=overwrite, resident=self._resident)
 
     # -- reading --------------------------------------------------------------------------
     def to_store(self, **storage_options: Any) -> ManifestStore:
@@ -240,10 +238,8 @@ class Manifest:
         """
         from vzsql.writers.icechunk import to_icechunk
 
-        if self._resident is None:
-            return to_icechunk(self._tables, target, **kwargs)
-        # rows read from DuckDB a window at a time, never the whole table as Arrow
-        con = self.query_connection()
+        # DuckDB storage: rows read a window at a time, never the whole table as Arrow
+        con = self._stored_rows_connection()
         return to_icechunk(self._tables, target, resident=self._resident, con=con, **kwargs)
 
     def to_zarr(self, dest: Any, **kwargs: Any) -> None:
@@ -258,12 +254,11 @@ class Manifest:
         to_zarr(self.tables, dest, **kwargs)
 
     # -- publishing: kerchunk -------------------------------------------------------------
-    def _export_inputs(self) -> tuple[Tables, duckdb.DuckDBPyConnection | None]:
-        """What a writer built on SQL needs: the tables, and for DuckDB storage a connection
-        where ``chunks`` is the stored table (the writer then never sees its rows as Arrow)."""
-        if self._resident is None:
-            return self._tables, None
-        return self._tables, self.query_connection()
+    def _stored_rows_connection(self) -> duckdb.DuckDBPyConnection | None:
+        """For DuckDB storage, a connection where ``chunks`` is the stored table, so a writer
+        built on SQL never sees the rows as Arrow; None for Arrow storage (the writer
+        registers the tables itself)."""
+        return None if self._resident is None else self.query_connection()
 
     def to_kerchunk(
         self,
@@ -284,16 +279,24 @@ class Manifest:
         if format == "json":
             from vzsql.writers.kerchunk_json import write_kerchunk_json
 
-            tables, con = self._export_inputs()
-            write_kerchunk_json(tables, path, con=con, zarr_format=zarr_format, overwrite=overwrite)
+            write_kerchunk_json(
+                self._tables,
+                path,
+                con=self._stored_rows_connection(),
+                zarr_format=zarr_format,
+                overwrite=overwrite,
+            )
         elif format == "parquet":
             if zarr_format != 2:
                 raise ExportError("kerchunk Parquet references hold Zarr v2 metadata only")
             from vzsql.writers.kerchunk_parquet import write_kerchunk_parquet
 
-            tables, con = self._export_inputs()
             write_kerchunk_parquet(
-                tables, path, con=con, record_size=record_size, overwrite=overwrite
+                self._tables,
+                path,
+                con=self._stored_rows_connection(),
+                record_size=record_size,
+                overwrite=overwrite,
             )
         else:
             raise ExportError(f"unknown kerchunk format {format!r} (json or parquet)")
