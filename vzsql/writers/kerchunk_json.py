@@ -51,12 +51,13 @@ def metadata_documents(tables: Tables, zarr_format: int) -> dict[str, dict[str, 
     raise ExportError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
 
 
-def export_connection(tables: Tables, con: Any = None) -> Any:
+def export_connection(tables: Tables, con: Any = None, ref_urls: pa.Table | None = None) -> Any:
     """A locked-down connection with the manifest tables and ``ref_urls`` registered
-    (``con``: a connection that already has the tables, e.g. a DuckDB-stored manifest's)."""
+    (``con``: a connection that already has the tables, e.g. a DuckDB-stored manifest's;
+    ``ref_urls``: ``reference_urls(tables)`` if the caller made it already)."""
     if con is None:
         con = connect(tables)
-    con.register("ref_urls", reference_urls(tables))
+    con.register("ref_urls", ref_urls if ref_urls is not None else reference_urls(tables))
     return con
 
 
@@ -105,9 +106,9 @@ def write_kerchunk_json(
 
     ``con``: None, or a connection over the tables (read for the chunk rows; closed here)."""
     dest = Path(path)
-    docs = metadata_documents(tables, zarr_format)
     con = export_connection(tables, con)
     try:
+        docs = metadata_documents(tables, zarr_format)
         with staged_file(dest, overwrite) as f:
             extras = json.dumps({EXTRAS_KEY: extras_of(tables)}, separators=(",", ":"))
             f.write(b'{"version":1,' + extras[1:-1].encode() + b',"refs":{')

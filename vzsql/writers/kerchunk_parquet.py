@@ -38,7 +38,7 @@ from vzsql.catalog import run_named
 from vzsql.errors import ExportError
 from vzsql.tables import Tables
 from vzsql.writers.kerchunk_extras import EXTRAS_KEY, extras_of
-from vzsql.writers.kerchunk_json import check_resolvable, export_connection
+from vzsql.writers.kerchunk_json import check_resolvable, export_connection, reference_urls
 from vzsql.writers.zarr_v2_meta import v2_documents
 
 ZMETADATA = ".zmetadata"
@@ -170,16 +170,14 @@ def write_kerchunk_parquet(
     ``con``: None, or a connection over the tables (closed here); the rows are read from it
     one array at a time, so a manifest stored in DuckDB is never held whole as Arrow."""
     dest = Path(path)
-    if record_size < 1:
-        if con is not None:
-            con.close()
-        raise ExportError(f"record_size must be positive, not {record_size}", source=str(dest))
-    docs = v2_documents(tables)
-    con = export_connection(tables, con)
+    ref_urls = reference_urls(tables)  # row i holds url_row i
+    con = export_connection(tables, con, ref_urls)
     try:
+        if record_size < 1:
+            raise ExportError(f"record_size must be positive, not {record_size}", source=str(dest))
+        docs = v2_documents(tables)
         check_resolvable(con, str(dest))
-        urls = con.sql("SELECT url FROM ref_urls ORDER BY url_row").to_arrow_table()["url"]
-        urls = urls.combine_chunks()
+        urls = ref_urls["url"].combine_chunks()
         with staged_dir(dest, overwrite, ZMETADATA, "kerchunk Parquet store") as tmp:
             for key, doc in docs.items():  # a loop over arrays
                 if not key.endswith("/.zarray"):
