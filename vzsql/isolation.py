@@ -167,8 +167,17 @@ FILES_PER_CHILD = 500
 MAX_IDLE_CHILDREN = 16
 
 
+def _send_error(conn: Connection, error: str, reason: str, exception: Any = None) -> None:
+    """Send ``E`` + the pickled (error name, reason, the typed error itself or None)."""
+    try:  # the typed error whole (file, array, chunk, extras)
+        body = ForkingPickler.dumps((error, reason, exception))
+    except Exception:  # pragma: no cover - an extra field that does not pickle
+        body = ForkingPickler.dumps((error, reason, None))
+    conn.send_bytes(b"E" + body)
+
+
 def _answer(conn: Connection, request: tuple[Any, ...]) -> None:
-    """Scan one requested file and send ``T`` + packed tables or ``E`` + JSON error."""
+    """Scan one requested file and send ``T`` + packed tables or ``E`` + its error."""
     try:
         outcome = scan_one(*request)
         if outcome.tables is not None:
@@ -176,13 +185,9 @@ def _answer(conn: Connection, request: tuple[Any, ...]) -> None:
         else:
             f = outcome.failure
             assert f is not None
-            try:  # the typed error whole (file, array, chunk, extras), else its name and text
-                conn.send_bytes(b"X" + ForkingPickler.dumps((f.error, f.reason, f.exception)))
-            except Exception:
-                conn.send_bytes(b"E" + json.dumps([f.error, f.reason]).encode())
+            _send_error(conn, f.error, f.reason, f.exception)
     except BaseException as e:  # pragma: no cover - packing failed; still answer
-        msg = json.dumps([type(e).__name__, describe(e) or traceback.format_exc(limit=1)])
-        conn.send_bytes(b"E" + msg.encode())
+        _send_error(conn, type(e).__name__, describe(e) or traceback.format_exc(limit=1))
 
 
 def _child_loop(conn: Connection) -> None:
@@ -318,7 +323,7 @@ def scan_isolated(
             reason = f"no answer within {timeout:g} s (stalled read or hung reader); child killed"
             return ScanOutcome(uri, failure=ScanFailure(uri, "timeout", "TimeoutError", reason))
         message = child.conn.recv_bytes()
-    except (EOFError, OSError, BrokenPipeError):
+    except (EOFError, OSError):  # the child died (BrokenPipeError is an OSError)
         child.proc.join(5)
         code = child.proc.exitcode
         child.kill()
@@ -334,9 +339,5 @@ def scan_isolated(
     kind, body = message[:1], message[1:]
     if kind == b"T":
         return ScanOutcome(uri, tables=unpack_tables(body))
-    exception = None
-    if kind == b"X":
-        error, reason, exception = ForkingPickler.loads(body)
-    else:
-        error, reason = json.loads(body)
+    error, reason, exception = ForkingPickler.loads(body)
     return ScanOutcome(uri, failure=ScanFailure(uri, "error", error, reason, exception=exception))
