@@ -124,14 +124,13 @@ def run_check(
     name: str,
     source_stats: pa.Table | None = None,
     coord_values: pa.Table | None = None,
-    manifest_tables: Tables | None = None,
 ) -> pa.Table:
-    """Run one check query (``queries/checks/<name>.sql``) and return its problem rows.
+    """Run one check query (``queries/checks/<name>.sql``) over ``m`` and return its problem
+    rows.
 
     This is the reference: ``check`` answers the chunk-row checks of
     ``vzsql.ops.check_fast.FAST_CHECKS`` without these queries where it can."""
-    tables = manifest_tables if manifest_tables is not None else m.tables
-    return check_query(tables, name, source_stats, coord_values)
+    return check_query(m.tables, name, source_stats, coord_values)
 
 
 def table_problems(
